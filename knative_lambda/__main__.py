@@ -1,0 +1,3 @@
+from knative_lambda.cli import main
+
+main()
