@@ -1,0 +1,188 @@
+"""Bring the local target up and down: services, then platform processes.
+
+``up`` is idempotent (a healthy platform is left alone) and recovers from a
+crashed run (stale state is cleaned up first, and said so). ``down`` stops
+everything ``up`` started, in reverse order, and removes the state file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from knative_lambda.errors import KLError
+from knative_lambda.harness import state as statefile
+from knative_lambda.harness import supervisor
+from knative_lambda.harness.components import COMPONENTS
+from knative_lambda.harness.services import attach, resolve_rabbitmq, resolve_s3
+from knative_lambda.harness.state import State
+from knative_lambda.settings import Settings
+
+Progress = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _available(module: str) -> bool:
+    return importlib.util.find_spec(f"{module}.__main__") is not None
+
+
+def _health_of_service(description: dict[str, Any]) -> tuple[bool, str]:
+    try:
+        return attach(description).health()
+    except Exception as exc:  # a service we cannot even describe is unhealthy, not a crash
+        return False, str(exc)
+
+
+def _health_of_component(record: dict[str, Any]) -> tuple[bool, str]:
+    if not supervisor.alive(record):
+        return False, "not running"
+    try:
+        response = httpx.get(record["url"] + "/healthz", timeout=2.0)
+    except httpx.HTTPError as exc:
+        return False, f"no answer ({type(exc).__name__})"
+    return response.is_success, f"HTTP {response.status_code}"
+
+
+def health(state: State) -> dict[str, tuple[bool, str]]:
+    """Health of every part recorded in ``state``, services first."""
+    report = {name: _health_of_service(desc) for name, desc in state.services.items()}
+    report.update({name: _health_of_component(rec) for name, rec in state.components.items()})
+    return report
+
+
+def up(
+    state_path: Path,
+    *,
+    base: Settings | None = None,
+    open_access: bool = True,
+    progress: Progress = _stderr,
+) -> State:
+    """Start the local target; returns its state (already saved to ``state_path``)."""
+    if state_path.exists():
+        try:
+            previous = statefile.load(state_path)
+        except KLError:
+            previous = None
+        if previous is not None:
+            report = health(previous)
+            if report and all(ok for ok, _ in report.values()):
+                progress(f"already up ({state_path}); nothing to do")
+                return previous
+            dead = [name for name, (ok, _) in report.items() if not ok]
+            progress(f"found stale state in {state_path} ({', '.join(dead) or 'empty'} not healthy); "
+                     "cleaning it up first")
+        down(state_path, progress=progress, quiet=True)
+
+    started = time.monotonic()
+    base = base or Settings.from_env()
+    data_dir = base.data_dir.resolve()
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    token = base.token or ("" if open_access else secrets.token_urlsafe(24))
+    state = State(target="local", settings={})
+
+    try:
+        progress("starting RabbitMQ and the S3 API ...")
+        env = dict(os.environ)
+        rabbit = resolve_rabbitmq(env, data_dir)
+        s3 = resolve_s3(env, data_dir)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [pool.submit(service.start) for service in (rabbit, s3)]
+            errors = []
+            for future in futures:
+                try:
+                    future.result()
+                except Exception as exc:
+                    errors.append(exc)
+        for service in (rabbit, s3):
+            with contextlib.suppress(Exception):
+                state.services[service.name] = service.describe()
+        statefile.save(state, state_path)
+        if errors:
+            raise errors[0]
+        progress(f"  rabbitmq ({rabbit.kind}) {rabbit.url()}")
+        progress(f"  s3 ({s3.kind}) {s3.url()}")
+
+        s3_desc = state.services["s3"]
+        ports = {c.name: supervisor.free_port() for c in COMPONENTS}
+        urls = {c.url_setting: f"http://127.0.0.1:{ports[c.name]}" for c in COMPONENTS if c.url_setting}
+        settings = dataclasses.replace(
+            base,
+            amqp_url=rabbit.url(),
+            s3_endpoint=s3.url(),
+            s3_access_key=s3_desc.get("access_key", base.s3_access_key),
+            s3_secret_key=s3_desc.get("secret_key", base.s3_secret_key),
+            token=token,
+            data_dir=data_dir,
+            **urls,
+        )
+        state.settings = statefile.settings_to_dict(settings)
+        statefile.save(state, state_path)
+
+        # The broker first: the others register their triggers with it at start.
+        for wave in (COMPONENTS[:1], COMPONENTS[1:]):
+            pending = []
+            for component in wave:
+                if not _available(component.module):
+                    progress(f"  {component.name}: not built in this version, skipped")
+                    continue
+                port = ports[component.name]
+                child_env = {**os.environ, **dataclasses.replace(settings, port=port).to_env()}
+                record = supervisor.spawn(
+                    [sys.executable, "-m", component.module], child_env,
+                    data_dir / "logs" / f"{component.name}.log",
+                )
+                record.update(port=port, url=f"http://127.0.0.1:{port}")
+                state.components[component.name] = record
+                statefile.save(state, state_path)
+                pending.append((component, record))
+            for component, record in pending:
+                supervisor.wait_healthy(record["url"] + component.health_path, record, component.name)
+                progress(f"  {component.name} {record['url']}")
+    except BaseException:
+        progress("start-up failed; stopping what was started")
+        down(state_path, progress=progress, quiet=True)
+        raise
+
+    progress(f"local target up in {time.monotonic() - started:.1f}s (state: {state_path})")
+    return state
+
+
+def down(state_path: Path, *, progress: Progress = _stderr, quiet: bool = False) -> list[str]:
+    """Stop every part recorded in the state file; returns what was stopped."""
+    if not state_path.exists():
+        if not quiet:
+            progress(f"nothing to stop: no state at {state_path}")
+        return []
+    try:
+        state = statefile.load(state_path)
+    except KLError:
+        state_path.unlink(missing_ok=True)
+        return []
+    stopped = []
+    for name, record in reversed(list(state.components.items())):
+        if supervisor.terminate(record):
+            stopped.append(name)
+    for name, description in reversed(list(state.services.items())):
+        try:
+            attach(description).stop()
+            stopped.append(name)
+        except Exception as exc:
+            progress(f"  could not stop {name}: {exc}")
+    state_path.unlink(missing_ok=True)
+    if not quiet:
+        progress(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    return stopped
