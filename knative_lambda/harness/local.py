@@ -186,3 +186,47 @@ def down(state_path: Path, *, progress: Progress = _stderr, quiet: bool = False)
     if not quiet:
         progress(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     return stopped
+
+
+def _pid_records(state: State, part: str) -> list[dict[str, Any]]:
+    if part in state.components:
+        return [state.components[part]]
+    if part in state.services:
+        description = state.services[part]
+        return [{"pid": pid} for pid in description.get("pids", [])]
+    known = ", ".join([*state.services, *state.components])
+    raise KLError(f"unknown part {part!r}; parts: {known}")
+
+
+def signal_part(state: State, part: str, sig: int) -> None:
+    """Send ``sig`` (SIGKILL, SIGSTOP, SIGCONT) to a part's processes."""
+    records = _pid_records(state, part)
+    if not records:
+        raise KLError(f"{part} runs outside this machine's processes; it cannot be signalled")
+    for record in records:
+        supervisor.signal_process(record, sig)
+
+
+def restart_part(state_path: Path, part: str, *, timeout: float = 60.0,
+                 progress: Progress = _stderr) -> None:
+    """Restart one part on the same port and data; the state file is updated."""
+    state = statefile.load(state_path)
+    if part in state.services:
+        service = attach(state.services[part])
+        service.restart()
+        state.services[part] = service.describe()
+    elif part in state.components:
+        record = state.components[part]
+        supervisor.terminate(record)
+        component = next(c for c in COMPONENTS if c.name == part)
+        settings = dataclasses.replace(state.platform_settings(), port=record["port"])
+        fresh = supervisor.spawn([sys.executable, "-m", component.module],
+                                 {**os.environ, **settings.to_env()}, Path(record["log"]))
+        fresh.update(port=record["port"], url=record["url"])
+        state.components[part] = fresh
+        statefile.save(state, state_path)
+        supervisor.wait_healthy(fresh["url"] + component.health_path, fresh, part, timeout)
+    else:
+        _pid_records(state, part)  # raises the unknown-part error
+    statefile.save(state, state_path)
+    progress(f"restarted {part}")
