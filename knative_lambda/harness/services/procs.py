@@ -85,10 +85,18 @@ def terminate(ident: dict[str, Any] | None, grace: float = 5.0, popen: subproces
             for v in alive_now:
                 with contextlib.suppress(psutil.Error):
                     v.send_signal(sig)  # children that left the group
-            psutil.wait_procs(alive_now, timeout=wait)
+            _wait_stopped(alive_now, wait)
     if popen is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=1)  # reap our own child so no zombie stays
+
+
+def _wait_stopped(procs: list[psutil.Process], timeout: float) -> None:
+    # Polling, not psutil.wait_procs: a process we did not spawn may linger as a
+    # zombie that only its new parent can reap; it counts as stopped.
+    deadline = time.monotonic() + timeout
+    while any(_running(p) for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _children(proc: psutil.Process) -> list[psutil.Process]:
