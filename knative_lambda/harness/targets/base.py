@@ -39,7 +39,7 @@ class BuildOutcome:
 @dataclass(frozen=True)
 class Invocation:
     status: int
-    body: Any
+    body: Any  # parsed JSON when the answer is JSON, else bytes (invoke_event: always bytes)
     headers: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
 
@@ -61,7 +61,10 @@ class Target(Protocol):
     def deploy(self, tp: str, parser: str, source: bytes, *, timeout: float = 120.0) -> Function: ...
     def invoke(self, fn: Function, data: Any, *, timeout: float = 30.0) -> Invocation: ...
     def delete(self, fn: Function, *, timeout: float = 30.0) -> None: ...
+    def invoke_event(self, fn: Function, event: Any, *, timeout: float = 30.0) -> Invocation: ...
     def services(self) -> list[dict[str, Any]]: ...
+    def service(self, name: str) -> dict[str, Any] | None: ...
+    def triggers(self) -> list[dict[str, Any]]: ...  # with delivered/retried/dead_lettered counts
 
     # -- events ---------------------------------------------------------------
     def publish(self, event: Any) -> int: ...  # HTTP status of the broker ingress

@@ -1,0 +1,5 @@
+"""Conformance function: echoes its input."""
+
+
+def handle(event):
+    return {"echo": event}

@@ -1,0 +1,5 @@
+"""Conformance function: does not compile (line 5)."""
+
+
+def handle(event)
+    return event
