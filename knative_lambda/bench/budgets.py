@@ -331,8 +331,8 @@ def evaluate(
     measurements: Mapping[str, Measurement],
     failed: Mapping[str, str] | None = None,
 ) -> list[Check]:
-    """One Check per threshold. ``failed`` maps measurement ids of benchmarks that did not
-    finish to their error: their thresholds FAIL (a broken benchmark must not pass the gate).
+    """One Check per threshold. ``failed`` maps benchmark names (or measurement ids) of
+    benchmarks that did not finish to their error: their thresholds FAIL (a broken benchmark must not pass the gate).
     Raises ConfigError for a unit that does not fit the measurement.
     """
     failed = failed or {}
@@ -346,15 +346,21 @@ def evaluate(
     checks: list[Check] = []
     for th in budgets.thresholds:
         ids = [_resolve(r, th.key, measurements) for r in th.refs]
+        # A benchmark that failed before measuring anything is known by its name only.
+        broken = [i for i in ids if i in failed or i.split(".")[0] in failed]
         absent = [i for i in ids if i not in measurements]
+        if absent and broken:
+            b = broken[0]
+            checks.append(Check(th, Verdict.FAIL, None, f"{b}: {failed.get(b) or failed[b.split('.')[0]]}"))
+            continue
         if absent:
             checks.append(Check(th, Verdict.MISSING, None, f"no measurement {absent[0]!r} in the results"))
             continue
-        broken = [i for i in ids if i in failed]
         ms = [measurements[i] for i in ids]
         _check_unit(th, ms[0])
         if broken:
-            checks.append(Check(th, Verdict.FAIL, None, f"{broken[0]}: {failed[broken[0]]}"))
+            b = broken[0]
+            checks.append(Check(th, Verdict.FAIL, None, f"{b}: {failed.get(b) or failed[b.split('.')[0]]}"))
             continue
         if th.func == "stat":
             est = _stat(ms[0], summary(ids[0]), th.refs[0].stat)

@@ -1,4 +1,4 @@
-"""Conformance function: does not compile (line 5)."""
+"""Conformance function: does not compile (line 4)."""
 
 
 def handle(event)

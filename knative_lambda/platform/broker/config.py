@@ -1,0 +1,44 @@
+"""Broker-only knobs, read from ``KL_BROKER_*`` variables (all optional).
+
+They sit beside :class:`knative_lambda.settings.Settings` (shared by every
+process) because no other part needs them; tests shorten them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from knative_lambda.errors import ConfigError
+
+
+def _num(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    max_event_bytes: int = 1024 * 1024  # larger bodies get 413 (Knative's default limit is similar)
+    publish_channels: int = 4  # confirm channels in the publisher pool
+    attempt_timeout: float = 30.0  # seconds per delivery attempt unless the trigger sets one
+    http_connections: int = 512  # aiohttp connector limit for deliveries
+    reconnect_interval: float = 1.0  # seconds between RabbitMQ reconnect attempts
+    publish_timeout: float = 10.0  # seconds to wait for a publisher confirm before 503
+
+    @classmethod
+    def from_env(cls) -> BrokerConfig:
+        d = cls()
+        return cls(
+            max_event_bytes=int(_num("KL_BROKER_MAX_EVENT_BYTES", d.max_event_bytes)),
+            publish_channels=max(1, int(_num("KL_BROKER_PUBLISH_CHANNELS", d.publish_channels))),
+            attempt_timeout=_num("KL_BROKER_ATTEMPT_TIMEOUT", d.attempt_timeout),
+            http_connections=int(_num("KL_BROKER_HTTP_CONNECTIONS", d.http_connections)),
+            reconnect_interval=_num("KL_BROKER_RECONNECT_INTERVAL", d.reconnect_interval),
+            publish_timeout=_num("KL_BROKER_PUBLISH_TIMEOUT", d.publish_timeout),
+        )
