@@ -59,19 +59,16 @@ class Publisher:
         try:
             # The default exchange ("") routes by queue name: dead letters go there.
             ex = channel.default_exchange if exchange == "" else await channel.get_exchange(exchange, ensure=False)
-            confirm = await asyncio.wait_for(
+            # A Nack raises DeliveryError from aiormq, caught below.
+            await asyncio.wait_for(
                 ex.publish(message, routing_key, mandatory=False), self._timeout
             )
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise PublishError(f"RabbitMQ did not confirm within {self._timeout:g}s; retry") from exc
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # aiormq/aio-pika raise many types while reconnecting
             raise PublishError(f"RabbitMQ unavailable ({type(exc).__name__}: {exc}); retry") from exc
-        if confirm is not None and not isinstance(confirm, aio_pika.abc.AbstractMessage) and getattr(
-            confirm, "name", "Basic.Ack"
-        ) != "Basic.Ack":
-            raise PublishError(f"RabbitMQ refused the event ({confirm}); retry")
 
     async def publish(self, namespace: str, broker: str, event: Any) -> None:
         await self.publish_message(
