@@ -42,9 +42,11 @@ def new_event(
     id); the contract rules are not, so tests can build events a consumer must
     reject. Use :func:`validate` for those.
     """
-    if correlation_id is not None and not is_uuid4(correlation_id):
+    extra = {k: v for k, v in (extensions or {}).items() if v is not None}
+    cid = correlation_id or extra.pop(EXT_CORRELATION_ID, None) or new_correlation_id()
+    if not is_uuid4(cid):
         raise ContractError(
-            [Problem(f"attribute {EXT_CORRELATION_ID}", f"must be a UUID v4, got {correlation_id!r}")]
+            [Problem(f"attribute {EXT_CORRELATION_ID}", f"must be a UUID v4, got {cid!r}")]
         )
     payload = data.to_dict() if hasattr(data, "to_dict") else data
     attrs: dict[str, Any] = {
@@ -57,10 +59,8 @@ def new_event(
     }
     if subject is not None:
         attrs["subject"] = subject
-    for name, value in (extensions or {}).items():
-        if value is not None:
-            attrs[name] = value
-    attrs[EXT_CORRELATION_ID] = correlation_id or attrs.get(EXT_CORRELATION_ID) or new_correlation_id()
+    attrs.update(extra)
+    attrs[EXT_CORRELATION_ID] = cid
     return build_event(attrs, payload)
 
 

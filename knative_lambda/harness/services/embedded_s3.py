@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--ready-file", type=Path, default=None,
+                        help="written once the snapshot is loaded and requests are served")
     args = parser.parse_args(argv)
 
     from moto.server import ThreadedMotoServer  # heavy import: only in the server process
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     if snapshot:
         print(f"loaded {load(s3, snapshot)} objects from {snapshot}", flush=True)
     print(f"embedded S3 listening on 127.0.0.1:{args.port}", flush=True)
+    if args.ready_file:
+        args.ready_file.write_text(str(args.port))
     stop.wait()
     if snapshot:
         print(f"saved {dump(s3, snapshot)} objects to {snapshot}", flush=True)

@@ -1,0 +1,218 @@
+"""CloudEvents <-> HTTP and RabbitMQ messages, on the cloudevents SDK (``cloudevents.core``).
+
+- HTTP: binary mode (``ce-*`` headers, data in the body) or structured mode
+  (``content-type: application/cloudevents+json``, the whole event in the body);
+  :func:`from_http` detects the mode from the content type.
+- AMQP: the RabbitMQ protocol binding of Knative eventing-rabbitmq (AMQP 0-9-1
+  message headers ``ce-*`` plus the ``content_type`` property), which is what
+  aio-pika carries; ``cloudevents.core.bindings.amqp`` is the AMQP 1.0 binding
+  (application properties), a different wire format.
+
+Decoding checks the envelope before the SDK sees it, so broken JSON, missing
+``ce-`` headers, a bad specversion or time become one ContractError listing
+every problem; no SDK exception escapes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import unquote
+
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.bindings import rabbitmq as ce_rabbitmq
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+from knative_lambda.contract.errors import ContractError, Problem
+from knative_lambda.contract.validation import (
+    attribute_problems,
+    build_event,
+    parse_time,
+    split_structured,
+)
+
+Mode = Literal["binary", "structured"]
+
+STRUCTURED_CONTENT_TYPE = JSONFormat.CONTENT_TYPE  # application/cloudevents+json
+_JSON_FORMAT = JSONFormat()
+_CE = "ce-"
+_JSON_MEDIA_RE = JSONFormat.JSON_CONTENT_TYPE_PATTERN
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return value if isinstance(value, str) else str(value)
+
+
+def _as_bytes(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return bytes(body)
+
+
+def _media(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def _parse_json(body: bytes, where: str) -> tuple[Any, list[Problem]]:
+    try:
+        return json.loads(body.decode("utf-8")), []
+    except UnicodeDecodeError:
+        return None, [Problem(where, "is not UTF-8 text")]
+    except json.JSONDecodeError as e:
+        return None, [Problem(where, f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}")]
+    except RecursionError:
+        return None, [Problem(where, "invalid JSON: nested too deeply")]
+
+
+def _encode(fn: Any, event: CloudEvent) -> Any:
+    try:
+        return fn(event, _JSON_FORMAT)
+    except (TypeError, ValueError) as e:
+        raise ContractError([Problem("data", f"cannot be encoded as JSON: {e}")]) from None
+
+
+def _structured(body: bytes, content_type: str) -> CloudEvent:
+    media = _media(content_type)
+    if media != STRUCTURED_CONTENT_TYPE:
+        what = "batch mode" if "batch" in media else f"format {media!r}"
+        raise ContractError(
+            [Problem("content-type", f"{what} is not supported; use {STRUCTURED_CONTENT_TYPE}")]
+        )
+    doc, problems = _parse_json(body, "body")
+    if problems:
+        raise ContractError(problems)
+    return event_from_dict(doc)
+
+
+def _binary(
+    ce_headers: dict[str, str], content_type: str | None, body: bytes, decode: Any
+) -> CloudEvent:
+    """Pre-check binary-mode parts, then let the SDK decode with our checked factory."""
+    if not ce_headers:
+        raise ContractError(
+            [
+                Problem(
+                    "headers",
+                    f"no ce- headers and content-type is not {STRUCTURED_CONTENT_TYPE}: "
+                    "not a CloudEvent",
+                )
+            ]
+        )
+    attrs: dict[str, Any] = {k[len(_CE) :]: v for k, v in ce_headers.items()}
+    if content_type is not None:
+        attrs["datacontenttype"] = content_type
+    problems: list[Problem] = []
+    if "time" in attrs:
+        attrs["time"], problems = parse_time(attrs["time"])
+    if body and _JSON_MEDIA_RE.match(content_type or JSONFormat.DEFAULT_CONTENT_TYPE):
+        problems += _parse_json(body, "body")[1]
+    problems += attribute_problems(attrs)
+    if problems:
+        raise ContractError(problems)
+    try:
+        return decode(build_event)
+    except ContractError:
+        raise
+    except (BaseCloudEventException, ValueError, TypeError, AttributeError) as e:
+        raise ContractError([Problem("message", f"cannot be decoded: {e}")]) from None
+
+
+# --- HTTP ---------------------------------------------------------------------
+
+
+def to_http(event: CloudEvent, mode: Mode = "binary") -> tuple[dict[str, str], bytes]:
+    """Headers and body of an HTTP request carrying ``event``."""
+    if mode == "binary":
+        msg = _encode(ce_http.to_binary, event)
+    elif mode == "structured":
+        msg = _encode(ce_http.to_structured, event)
+    else:
+        raise ValueError(f"mode must be 'binary' or 'structured', not {mode!r}")
+    return dict(msg.headers), msg.body
+
+
+def from_http(headers: Mapping[str, Any], body: bytes | str | None) -> CloudEvent:
+    """The CloudEvent in an HTTP request; binary or structured mode by content type.
+
+    Header names are case-insensitive; ``headers`` may be any mapping
+    (aiohttp's CIMultiDict, httpx.Headers, a dict).
+    """
+    lowered = {str(k).lower(): _text(v) for k, v in headers.items()}
+    raw = _as_bytes(body)
+    content_type = lowered.get("content-type")
+    if _media(content_type).startswith("application/cloudevents"):
+        return _structured(raw, content_type or "")
+    ce_headers = {k: unquote(v) for k, v in lowered.items() if k.startswith(_CE)}
+    message = ce_http.HTTPMessage(headers=lowered, body=raw)
+    return _binary(
+        ce_headers,
+        content_type,
+        raw,
+        lambda factory: ce_http.from_binary(message, _JSON_FORMAT, factory),
+    )
+
+
+# --- AMQP (RabbitMQ) ----------------------------------------------------------
+
+
+def to_amqp(event: CloudEvent, mode: Mode = "binary") -> tuple[dict[str, Any], bytes, str]:
+    """(message headers, body, content_type) for an aio-pika ``Message``."""
+    if mode == "binary":
+        msg = _encode(ce_rabbitmq.to_binary, event)
+    elif mode == "structured":
+        msg = _encode(ce_rabbitmq.to_structured, event)
+    else:
+        raise ValueError(f"mode must be 'binary' or 'structured', not {mode!r}")
+    content_type = msg.content_type or JSONFormat.DEFAULT_CONTENT_TYPE
+    return dict(msg.headers), msg.body, content_type
+
+
+def from_amqp(
+    headers: Mapping[str, Any] | None, body: bytes | str | None, content_type: str | None
+) -> CloudEvent:
+    """The CloudEvent in a RabbitMQ message (header values may arrive as bytes)."""
+    raw = _as_bytes(body)
+    if _media(content_type).startswith("application/cloudevents"):
+        return _structured(raw, content_type or "")
+    text_headers = {str(k).lower(): _text(v) for k, v in (headers or {}).items()}
+    ce_headers = {k: v for k, v in text_headers.items() if k.startswith(_CE)}
+    message = ce_rabbitmq.RabbitMQMessage(
+        headers=ce_headers, content_type=content_type or None, body=raw
+    )
+    return _binary(
+        ce_headers,
+        content_type or None,
+        raw,
+        lambda factory: ce_rabbitmq.from_binary(message, _JSON_FORMAT, factory),
+    )
+
+
+# --- JSON storage -------------------------------------------------------------
+
+
+def event_to_dict(event: CloudEvent) -> dict[str, Any]:
+    """The structured-mode JSON object of ``event`` (for files, journals, fixtures)."""
+    return json.loads(_encode(_JSON_FORMAT.write, event) if False else _write(event))
+
+
+def _write(event: CloudEvent) -> bytes:
+    try:
+        return _JSON_FORMAT.write(event)
+    except (TypeError, ValueError) as e:
+        raise ContractError([Problem("data", f"cannot be encoded as JSON: {e}")]) from None
+
+
+def event_from_dict(doc: Any) -> CloudEvent:
+    """The inverse of :func:`event_to_dict`; ContractError listing every envelope problem."""
+    attrs, data, problems = split_structured(doc)
+    problems += attribute_problems(attrs) if attrs or not problems else []
+    if problems:
+        raise ContractError(problems)
+    return build_event(attrs, data)
