@@ -199,12 +199,8 @@ def from_amqp(
 
 def event_to_dict(event: CloudEvent) -> dict[str, Any]:
     """The structured-mode JSON object of ``event`` (for files, journals, fixtures)."""
-    return json.loads(_encode(_JSON_FORMAT.write, event) if False else _write(event))
-
-
-def _write(event: CloudEvent) -> bytes:
     try:
-        return _JSON_FORMAT.write(event)
+        return json.loads(_JSON_FORMAT.write(event))
     except (TypeError, ValueError) as e:
         raise ContractError([Problem("data", f"cannot be encoded as JSON: {e}")]) from None
 
@@ -212,7 +208,8 @@ def _write(event: CloudEvent) -> bytes:
 def event_from_dict(doc: Any) -> CloudEvent:
     """The inverse of :func:`event_to_dict`; ContractError listing every envelope problem."""
     attrs, data, problems = split_structured(doc)
-    problems += attribute_problems(attrs) if attrs or not problems else []
+    if isinstance(doc, Mapping):
+        problems += attribute_problems(attrs)
     if problems:
         raise ContractError(problems)
     return build_event(attrs, data)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from moto.server import ThreadedMotoServer  # heavy import: only in the server process
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request under load
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

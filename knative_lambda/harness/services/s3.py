@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from knative_lambda.errors import ServiceUnavailable
+from knative_lambda.errors import ConfigError, ServiceUnavailable
 from knative_lambda.harness.services import procs
 from knative_lambda.harness.services.containers import Container, docker_problem
 from knative_lambda.harness.services.ports import HOST, free_ports, port_open, wait_until
@@ -282,6 +282,8 @@ def resolve_s3(endpoint: str, access_key: str, secret_key: str, region: str, buc
     problem = None if endpoint or minio else docker_problem(MINIO_IMAGE)
     kind = choose_s3(endpoint, minio, problem)
     if kind == "external":
+        if not (access_key and secret_key):
+            raise ConfigError("KL_S3_ENDPOINT is set but KL_S3_ACCESS_KEY / KL_S3_SECRET_KEY are empty; set both")
         return ExternalS3(endpoint, access_key, secret_key, region or REGION, buckets)
     if kind == "process":
         return MinioProcess(Path(data_dir) / "minio", minio or "minio", buckets=buckets)

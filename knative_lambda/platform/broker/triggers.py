@@ -52,6 +52,21 @@ def parse_duration(text: str) -> float:
     )
 
 
+class TriggerSpecError(ConfigError):
+    """A Trigger object that cannot be used; ``problems`` holds every ``"where: reason"``."""
+
+    def __init__(self, namespace: str, name: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"invalid trigger {namespace}/{name}: " + "; ".join(problems))
+
+    def problem_dicts(self) -> list[dict[str, str]]:
+        out = []
+        for p in self.problems:
+            where, _, reason = p.partition(": ")
+            out.append({"where": where, "reason": reason})
+        return out
+
+
 @dataclass(frozen=True)
 class Delivery:
     retry: int = 0
@@ -125,7 +140,7 @@ def parse_trigger(obj: Any, namespace: str, name: str) -> TriggerSpec:
     """
     problems: list[str] = []
     if not isinstance(obj, dict):
-        raise ConfigError("trigger: body must be a JSON object (a Knative Trigger)")
+        raise TriggerSpecError(namespace, name, ["body: must be a JSON object (a Knative Trigger)"])
     if not _NAME.match(name or "") or len(name) > 63:
         problems.append(f"metadata.name: {name!r} is not a DNS-1123 label")
     if not _NAME.match(namespace or "") or len(namespace) > 63:
@@ -146,7 +161,7 @@ def parse_trigger(obj: Any, namespace: str, name: str) -> TriggerSpec:
         )
     spec = obj.get("spec")
     if not isinstance(spec, dict):
-        raise ConfigError("; ".join([*problems, "spec: required object"]))
+        raise TriggerSpecError(namespace, name, [*problems, "spec: required object"])
 
     broker = spec.get("broker")
     if not isinstance(broker, str) or not _NAME.match(broker):
@@ -174,7 +189,7 @@ def parse_trigger(obj: Any, namespace: str, name: str) -> TriggerSpec:
                 f"metadata.annotations.{PARALLELISM_ANNOTATION}: must be an integer 1..{MAX_PARALLELISM}"
             )
     if problems:
-        raise ConfigError(f"invalid trigger {namespace}/{name}: " + "; ".join(problems))
+        raise TriggerSpecError(namespace, name, problems)
     return TriggerSpec(
         namespace=namespace,
         name=name,

@@ -13,17 +13,24 @@ import os
 import signal
 
 
-async def run(argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str]:
+async def run(
+    argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None, stdin_path: str | None = None
+) -> tuple[int, str]:
     """``(returncode, combined stdout+stderr)``; FileNotFoundError if the tool is missing."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
+    stdin = open(stdin_path, "rb") if stdin_path else None  # noqa: SIM115 - closed below
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=stdin or asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        if stdin:
+            stdin.close()
     try:
         out, _ = await proc.communicate()
     except BaseException:

@@ -1,0 +1,222 @@
+"""One consumer per trigger: filter, deliver over HTTP, retry, dead-letter, re-publish replies.
+
+At-least-once: a message is acked only once its outcome is decided (delivered,
+filtered out, or safely dead-lettered with a publisher confirm). If RabbitMQ
+goes away mid-delivery the ack cannot happen, the message is redelivered after
+the reconnect, and receivers dedupe on (source, id). Concurrency is the
+trigger's parallelism, enforced by the channel's prefetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import aiohttp
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from cloudevents.core.v1.event import CloudEvent
+
+from knative_lambda.contract.bindings import from_amqp, from_http, to_http
+from knative_lambda.contract.errors import ContractError
+from knative_lambda.platform.broker import topology
+from knative_lambda.platform.broker.filters import string_attributes
+from knative_lambda.platform.broker.metrics import DELIVERY_SECONDS, EVENTS, TriggerCounts
+from knative_lambda.platform.broker.publisher import Publisher, PublishError, amqp_message
+from knative_lambda.platform.broker.triggers import TriggerSpec, backoff_delays, should_retry
+
+log = logging.getLogger("kl.broker.dispatcher")
+ERROR_DATA_LIMIT = 1024  # bytes of the failing response kept in knativeerrordata (as Knative)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of one HTTP delivery: ``status`` None means no response at all."""
+
+    status: int | None
+    body: bytes = b""
+    headers: dict[str, str] | None = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def dead_letter_event(event: Any, attempt: Attempt, destination: str) -> CloudEvent:
+    """The event as it goes to the dead-letter sink/queue: Knative's error extensions added."""
+    attrs = dict(event.get_attributes())
+    detail = attempt.body[:ERROR_DATA_LIMIT] if attempt.body else attempt.error.encode()[:ERROR_DATA_LIMIT]
+    attrs["knativeerrorcode"] = str(attempt.status if attempt.status is not None else 0)
+    attrs["knativeerrordest"] = destination
+    if detail:
+        attrs["knativeerrordata"] = base64.b64encode(detail).decode()
+    return CloudEvent(attrs, event.get_data())
+
+
+def is_cloudevent_reply(headers: dict[str, str], body: bytes) -> bool:
+    ctype = headers.get("content-type", "")
+    return "ce-id" in headers or (ctype.startswith("application/cloudevents") and bool(body))
+
+
+class TriggerConsumer:
+    def __init__(
+        self,
+        spec: TriggerSpec,
+        connection: AbstractConnection,
+        publisher: Publisher,
+        session: aiohttp.ClientSession,
+        counts: TriggerCounts,
+        queue_arguments: dict[str, Any],
+        attempt_timeout: float,
+    ) -> None:
+        self.spec = spec
+        self._connection = connection
+        self._publisher = publisher
+        self._session = session
+        self.counts = counts
+        self._queue_args = queue_arguments
+        self._timeout = aiohttp.ClientTimeout(total=spec.delivery.timeout or attempt_timeout)
+        self._delays = backoff_delays(spec.delivery)
+        self._channel: AbstractChannel | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._labels = (spec.namespace, spec.broker, spec.name)
+        self.queue = topology.queue_name(spec.namespace, spec.broker, spec.name)
+        self.dlq = topology.dlq_name(spec.namespace, spec.broker, spec.name)
+
+    async def start(self) -> None:
+        self._channel = await self._connection.channel(publisher_confirms=False)
+        await self._channel.set_qos(prefetch_count=self.spec.parallelism)
+        queue = await self._channel.declare_queue(self.queue, durable=True, arguments=self._queue_args)
+        await queue.consume(self._on_message)
+
+    async def stop(self) -> None:
+        """Stop consuming; unacked messages go back to the queue (nothing is lost)."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._channel is not None and not self._channel.is_closed:
+            try:
+                await self._channel.close()
+            except Exception:  # already closing with the connection
+                log.debug("trigger %s: channel close failed", self.spec.key, exc_info=True)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._handle(message)
+        except asyncio.CancelledError:
+            raise
+        except PublishError as exc:
+            # RabbitMQ is away: leave the message unacked, it is redelivered later.
+            log.warning("trigger %s: outcome not recorded (%s); will be redelivered", self.spec.key, exc)
+            await _settle(message, requeue=True)
+        except Exception:
+            log.exception("trigger %s: unexpected failure; requeued", self.spec.key)
+            await asyncio.sleep(0.5)  # a poison bug must not spin
+            await _settle(message, requeue=True)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = from_amqp(dict(message.headers or {}), message.body, message.content_type)
+        except ContractError as exc:
+            # Not an event we can deliver; keep it, with the reason, in the dead-letter queue.
+            await self._dead_letter_raw(message, str(exc))
+            await _settle(message)
+            return
+        attrs = string_attributes(event.get_attributes())
+        if not self.spec.matches(attrs):
+            self.counts.filtered += 1
+            EVENTS.labels(*self._labels, "filtered").inc()
+            await _settle(message)
+            return
+
+        attempt = await self._deliver(self.spec.subscriber, event)
+        for delay in self._delays:
+            if attempt.ok or not should_retry(attempt.status):
+                break
+            self.counts.retried += 1
+            EVENTS.labels(*self._labels, "retried").inc()
+            await asyncio.sleep(delay)
+            attempt = await self._deliver(self.spec.subscriber, event)
+
+        if attempt.ok:
+            await self._publish_reply(attempt)
+            self.counts.delivered += 1
+            EVENTS.labels(*self._labels, "delivered").inc()
+        else:
+            await self._dead_letter(event, attempt)
+            self.counts.dead_lettered += 1
+            EVENTS.labels(*self._labels, "dead_lettered").inc()
+        await _settle(message)
+
+    async def _deliver(self, url: str, event: Any) -> Attempt:
+        headers, body = to_http(event, "binary")
+        start = time.perf_counter()
+        try:
+            async with self._session.post(url, data=body, headers=headers, timeout=self._timeout) as resp:
+                data = await resp.read()
+                return Attempt(resp.status, data, {k.lower(): v for k, v in resp.headers.items()})
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return Attempt(None, error=f"{type(exc).__name__}: {exc}".strip())
+        finally:
+            DELIVERY_SECONDS.labels(self.spec.namespace, self.spec.name).observe(time.perf_counter() - start)
+
+    async def _publish_reply(self, attempt: Attempt) -> None:
+        headers = attempt.headers or {}
+        if not is_cloudevent_reply(headers, attempt.body):
+            return
+        try:
+            reply = from_http(headers, attempt.body)
+        except ContractError as exc:
+            log.warning("trigger %s: reply is not a valid CloudEvent, ignored: %s", self.spec.key, exc)
+            return
+        await self._publisher.publish(self.spec.namespace, self.spec.broker, reply)
+        self.counts.replied += 1
+        EVENTS.labels(*self._labels, "replied").inc()
+
+    async def _dead_letter(self, event: Any, attempt: Attempt) -> None:
+        dead = dead_letter_event(event, attempt, self.spec.subscriber)
+        sink = self.spec.delivery.dead_letter_sink
+        if sink:
+            result = await self._deliver(sink, dead)
+            if result.ok:
+                return
+            log.warning(
+                "trigger %s: dead-letter sink %s failed (%s); using the dead-letter queue",
+                self.spec.key, sink, result.status or result.error,
+            )
+        await self._publisher.publish_message("", self.dlq, amqp_message(dead))
+
+    async def _dead_letter_raw(self, message: AbstractIncomingMessage, reason: str) -> None:
+        headers = dict(message.headers or {})
+        headers["knativeerrorcode"] = "0"
+        headers["knativeerrordata"] = base64.b64encode(reason.encode()[:ERROR_DATA_LIMIT]).decode()
+        raw = aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._publisher.publish_message("", self.dlq, raw)
+
+
+async def _settle(message: AbstractIncomingMessage, requeue: bool = False) -> None:
+    """Ack (or nack to requeue); on a dead channel do nothing: RabbitMQ redelivers."""
+    try:
+        if requeue:
+            await message.nack(requeue=True)
+        else:
+            await message.ack()
+    except Exception as exc:
+        log.info("could not settle message (%s); RabbitMQ will redeliver it", type(exc).__name__)

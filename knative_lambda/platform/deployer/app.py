@@ -1,0 +1,186 @@
+"""The deployer process: a CloudEvent receiver at ``POST /``.
+
+    decode + validate (400 on a contract breach: retrying cannot fix it)
+    -> dedupe on (source, id) (a redelivery of an applied event answers 200)
+    -> decide (pure) -> execute (HTTP) -> 200, or 503 when a part failed,
+       so that the broker retries and nothing is lost.
+
+Events for one service are handled one at a time (a lock per service name), so
+two quick rebuilds reach the gateway in the order they arrived. At start the
+deployer registers its own triggers (build.complete, service.delete -> itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import Counter
+
+from knative_lambda.contract import bindings
+from knative_lambda.contract.errors import ContractError
+from knative_lambda.contract.validation import validate
+from knative_lambda.errors import ConfigError, PlatformError, ServiceUnavailable
+from knative_lambda.platform.broker.dedupe import Dedupe
+from knative_lambda.platform.deployer import manifests
+from knative_lambda.platform.deployer.decide import (
+    ApplyService,
+    DeleteService,
+    DeployerConfig,
+    Reject,
+    decide,
+)
+from knative_lambda.platform.deployer.service import Executor, LocalExecutor, execute
+from knative_lambda.settings import Settings
+
+log = logging.getLogger("kl.deployer")
+
+EVENTS = Counter("kl_deployer_events_total", "Events handled by the deployer", ["outcome"])
+
+EXECUTOR_KEY = web.AppKey("executor", object)
+STATE_KEY = web.AppKey("state", object)
+
+
+@dataclass(frozen=True)
+class DeployerOptions:
+    """The deployer's own knobs (``KL_DEPLOYER_*``), beside the shared Settings."""
+
+    register_timeout: float = 30.0  # how long to keep trying to register the triggers
+    register_triggers: bool = True
+    self_url: str = ""  # where the broker reaches this process; default http://127.0.0.1:<port>/
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> DeployerOptions:
+        env = dict(os.environ if env is None else env)
+        try:
+            timeout = float(env.get("KL_DEPLOYER_REGISTER_TIMEOUT", "30") or 30)
+        except ValueError:
+            raise ConfigError("KL_DEPLOYER_REGISTER_TIMEOUT must be a number of seconds") from None
+        return cls(
+            register_timeout=timeout,
+            register_triggers=env.get("KL_DEPLOYER_REGISTER", "1") not in ("0", "false", "no"),
+            self_url=env.get("KL_DEPLOYER_URL", ""),
+        )
+
+
+class _State:
+    def __init__(self, settings: Settings, config: DeployerConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.dedupe = Dedupe(capacity=10_000)
+        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.handled = 0
+
+
+def deployer_config(settings: Settings) -> DeployerConfig:
+    return DeployerConfig(
+        prefix=settings.event_prefix,
+        namespace=settings.namespace,
+        gateway_url=settings.gateway_url,
+    )
+
+
+def own_triggers(settings: Settings, self_url: str) -> list[dict[str, Any]]:
+    """build.complete and service.delete -> this process."""
+    return manifests.deployer_triggers(
+        manifests.uri_subscriber(self_url),
+        namespace=settings.namespace,
+        prefix=settings.event_prefix,
+    )
+
+
+def _service_of(actions: list[Any]) -> str:
+    for action in actions:
+        if isinstance(action, ApplyService | DeleteService):
+            return f"{action.namespace}/{action.name}"
+    return ""
+
+
+async def receive(request: web.Request) -> web.Response:
+    state: _State = request.app[STATE_KEY]  # type: ignore[assignment]
+    executor: Executor = request.app[EXECUTOR_KEY]  # type: ignore[assignment]
+    body = await request.read()
+    try:
+        event = bindings.from_http(dict(request.headers), body)
+        validate(event, state.config.prefix)
+    except ContractError as e:
+        EVENTS.labels("rejected").inc()
+        return web.json_response(e.to_dict(), status=400)
+    attrs = event.get_attributes()
+    source, event_id = str(attrs.get("source")), str(attrs.get("id"))
+    if (source, event_id) in state.dedupe:
+        EVENTS.labels("duplicate").inc()
+        return web.json_response({"duplicate": True, "done": []})
+    actions = decide(str(attrs.get("type")), event.get_data(), state.config)
+    rejected = [a for a in actions if isinstance(a, Reject)]
+    if rejected:
+        EVENTS.labels("rejected").inc()
+        problems = [p.to_dict() for r in rejected for p in r.problems]
+        return web.json_response({"error": rejected[0].reason, "problems": problems}, status=400)
+    try:
+        async with state.locks[_service_of(actions)]:
+            done = await execute(actions, executor)
+    except PlatformError as e:
+        EVENTS.labels("failed").inc()
+        log.warning("deployer: %s (the broker will redeliver)", e)
+        return web.json_response({"error": str(e)}, status=503)
+    state.dedupe.first_time(source, event_id)  # only once applied: a failure must be retried
+    state.handled += 1
+    EVENTS.labels("applied").inc()
+    return web.json_response({"done": done})
+
+
+async def register_triggers(
+    executor: LocalExecutor, triggers: list[dict[str, Any]], timeout: float
+) -> None:
+    """PUT each trigger, retrying until ``timeout`` (the broker may still be starting)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    for trigger in triggers:
+        while True:
+            try:
+                await executor.put_trigger(trigger)
+                break
+            except PlatformError as e:
+                if time.monotonic() + delay > deadline:
+                    raise ServiceUnavailable(
+                        f"deployer cannot register its triggers with the broker: {e}"
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+
+def create_app(
+    settings: Settings,
+    options: DeployerOptions | None = None,
+    executor: LocalExecutor | None = None,
+) -> web.Application:
+    """The deployer's aiohttp application (``run_app`` adds /healthz and /metrics)."""
+    from knative_lambda.platform.http import auth_middleware
+
+    options = options or DeployerOptions.from_env()
+    config = deployer_config(settings)
+    executor = executor or LocalExecutor(settings.gateway_url, settings.broker_url, settings.token)
+    app = web.Application(middlewares=[auth_middleware(settings.token, ("/apis",))], client_max_size=2 * 1024**2)
+    app[STATE_KEY] = _State(settings, config)
+    app[EXECUTOR_KEY] = executor
+    app.router.add_post("/", receive)
+
+    async def on_startup(_: web.Application) -> None:
+        if options.register_triggers and settings.broker_url:
+            self_url = options.self_url or f"http://127.0.0.1:{settings.port}/"
+            await register_triggers(executor, own_triggers(settings, self_url), options.register_timeout)
+            log.info("deployer: triggers registered -> %s", self_url)
+
+    async def on_cleanup(_: web.Application) -> None:
+        await executor.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
