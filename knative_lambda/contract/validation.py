@@ -266,7 +266,7 @@ def _routing_problems(
         and kind != EventKind.PARSER_START
     ):
         for key, expected, attr in (
-            ("third_party_id", tp, "source"),
+            ("third_party_id", tp, "subject" if kind in BUILD_RESULT_KINDS else "source"),
             ("parser_id", parser, "subject"),
         ):
             value = data.get(key)

@@ -25,7 +25,7 @@ from knative_lambda.errors import KLError
 from knative_lambda.harness import state as statefile
 from knative_lambda.harness import supervisor
 from knative_lambda.harness.components import COMPONENTS
-from knative_lambda.harness.services import attach, resolve_rabbitmq, resolve_s3
+from knative_lambda.harness.services import attach, free_port, resolve_rabbitmq, resolve_s3
 from knative_lambda.harness.state import State
 from knative_lambda.settings import Settings
 
@@ -96,9 +96,8 @@ def up(
 
     try:
         progress("starting RabbitMQ and the S3 API ...")
-        env = dict(os.environ)
-        rabbit = resolve_rabbitmq(env, data_dir)
-        s3 = resolve_s3(env, data_dir)
+        rabbit = resolve_rabbitmq(base, data_dir)
+        s3 = resolve_s3(base, data_dir)
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = [pool.submit(service.start) for service in (rabbit, s3)]
             errors = []
@@ -117,7 +116,7 @@ def up(
         progress(f"  s3 ({s3.kind}) {s3.url()}")
 
         s3_desc = state.services["s3"]
-        ports = {c.name: supervisor.free_port() for c in COMPONENTS}
+        ports = {c.name: free_port() for c in COMPONENTS}
         urls = {c.url_setting: f"http://127.0.0.1:{ports[c.name]}" for c in COMPONENTS if c.url_setting}
         settings = dataclasses.replace(
             base,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -21,12 +20,6 @@ import httpx
 import psutil
 
 from knative_lambda.errors import PlatformError
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def spawn(argv: Sequence[str], env: dict[str, str], log_path: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from knative_lambda.contract import bindings
 from knative_lambda.errors import KLError, PlatformError
-from knative_lambda.harness.supervisor import free_port
+from knative_lambda.harness.services.ports import free_port
 
 Predicate = Callable[[Any], bool]
 
@@ -37,6 +37,7 @@ class EventTap:
         self.name = f"kl-tap-{uuid.uuid4().hex[:8]}"
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._events: list[Any] = []
+        self._arrivals: list[float] = []  # wall-clock arrival of each event, same order
         self._cond = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -52,6 +53,7 @@ class EventTap:
             return web.json_response({"error": str(exc)}, status=400)
         with self._cond:
             self._events.append(event)
+            self._arrivals.append(time.time())
             self._cond.notify_all()
         return web.Response(status=202)
 
@@ -116,6 +118,11 @@ class EventTap:
     def events(self) -> list[Any]:
         with self._cond:
             return list(self._events)
+
+    def received(self) -> list[tuple[float, Any]]:
+        """(arrival wall-clock time, event) of everything received so far."""
+        with self._cond:
+            return list(zip(self._arrivals, self._events, strict=True))
 
     def wait_for(self, predicate: Predicate, timeout: float) -> Any:
         """The first received event matching ``predicate``; PlatformError after ``timeout``."""

@@ -1,0 +1,64 @@
+"""Bounded concurrent HTTP for benchmarks that need more than one request in flight.
+
+Runs its own event loop (benchmarks are synchronous) and never more than
+``concurrency`` requests at a time; every call is bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+
+@dataclass(frozen=True)
+class Outcome:
+    sent_at: float  # wall clock
+    seconds: float
+    status: int  # 0 = connection error / timeout
+    error: str = ""
+
+
+def post_all(url: str, bodies: Sequence[bytes], *, headers: Callable[[int], dict[str, str]] | None = None,
+             concurrency: int = 100, timeout: float = 60.0) -> list[Outcome]:
+    """POST every body to ``url`` with at most ``concurrency`` in flight."""
+
+    async def main() -> list[Outcome]:
+        limit = asyncio.Semaphore(concurrency)
+        connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+        client_timeout = aiohttp.ClientTimeout(total=timeout)
+        async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
+
+            async def one(i: int, body: bytes) -> Outcome:
+                async with limit:
+                    sent, t0 = time.time(), time.perf_counter()
+                    try:
+                        async with session.post(url, data=body,
+                                                headers=headers(i) if headers else None) as resp:
+                            await resp.read()
+                            return Outcome(sent, time.perf_counter() - t0, resp.status)
+                    except (TimeoutError, aiohttp.ClientError) as exc:
+                        return Outcome(sent, time.perf_counter() - t0, 0,
+                                       f"{type(exc).__name__}: {exc}"[:200])
+
+            return await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
+
+    return asyncio.run(main())
+
+
+def record_outcomes(rec: Any, outcomes: Sequence[Outcome], name: str | None = None,
+                    ok: Callable[[int], bool] = lambda s: 200 <= s < 300) -> None:
+    """Successful latencies as samples, the rest as errors with their status."""
+    for outcome in outcomes:
+        if ok(outcome.status):
+            rec.sample(outcome.seconds, name)
+        else:
+            rec.error(outcome.error or f"HTTP {outcome.status}", name)
+    if outcomes:
+        start = min(o.sent_at for o in outcomes)
+        end = max(o.sent_at + o.seconds for o in outcomes)
+        rec.window(max(end - start, 1e-9), name)

@@ -1,0 +1,304 @@
+"""The broker process: ingress + trigger API + one dispatcher per trigger, in one aiohttp app.
+
+Routes (all behind the bearer token when ``KL_TOKEN`` is set):
+
+    POST   /{namespace}/{broker}                          ingress (see ingress.py)
+    PUT    /apis/v1/namespaces/{ns}/triggers/{name}       create/update (a Knative Trigger)
+    GET    /apis/v1/namespaces/{ns}/triggers/{name}       one trigger with counts
+    DELETE /apis/v1/namespaces/{ns}/triggers/{name}       stop and delete its queues
+    GET    /apis/v1/triggers                              every trigger with counts
+
+Trigger objects are stored under ``<data_dir>/broker/triggers`` and restored at
+start. The RabbitMQ connection is robust: after a RabbitMQ restart it reconnects
+and re-opens the publisher and consumer channels by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import aiohttp
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+
+from knative_lambda.errors import ServiceUnavailable
+from knative_lambda.platform.broker import topology
+from knative_lambda.platform.broker.config import BrokerConfig
+from knative_lambda.platform.broker.dispatcher import TriggerConsumer
+from knative_lambda.platform.broker.ingress import Ingress
+from knative_lambda.platform.broker.metrics import TriggerCounts
+from knative_lambda.platform.broker.publisher import Publisher
+from knative_lambda.platform.broker.store import TriggerStore
+from knative_lambda.platform.broker.triggers import TriggerSpec, TriggerSpecError, parse_trigger
+from knative_lambda.platform.http import auth_middleware
+from knative_lambda.settings import Settings
+
+log = logging.getLogger("kl.broker")
+DEFAULT_BROKER = ("default", "default")
+CONNECT_ATTEMPTS = 60  # at reconnect_interval each, before giving up at start
+
+
+@dataclass
+class TriggerState:
+    spec: TriggerSpec
+    consumer: TriggerConsumer | None = None
+    counts: TriggerCounts = field(default_factory=TriggerCounts)
+
+
+class BrokerServer:
+    def __init__(self, settings: Settings, config: BrokerConfig | None = None) -> None:
+        self.settings = settings
+        self.config = config or BrokerConfig.from_env()
+        self.store = TriggerStore(settings.data_dir)
+        self.brokers: set[tuple[str, str]] = {DEFAULT_BROKER}
+        self.triggers: dict[str, TriggerState] = {}
+        self.connection: AbstractRobustConnection | None = None
+        self.publisher: Publisher | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self._lock = asyncio.Lock()  # trigger changes, one at a time
+        self.ingress = Ingress(
+            lambda: self.publisher, self.known_broker, settings.event_prefix, self.config.max_event_bytes
+        )
+
+    def known_broker(self, namespace: str, broker: str) -> bool:
+        return (namespace, broker) in self.brokers
+
+    # --- lifecycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        if not self.settings.amqp_url:
+            raise ServiceUnavailable("KL_AMQP_URL is not set: the broker needs RabbitMQ (run kl up)")
+        self.connection = await self._connect()
+        self.publisher = Publisher(self.connection, self.config.publish_channels, self.config.publish_timeout)
+        await self.publisher.start()
+        connector = aiohttp.TCPConnector(limit=self.config.http_connections, limit_per_host=0)
+        self.session = aiohttp.ClientSession(connector=connector)
+        await self._declare_broker(*DEFAULT_BROKER)
+        for namespace, name, obj in self.store.load():
+            try:
+                await self.put_trigger(namespace, name, obj, persist=False)
+            except TriggerSpecError as exc:
+                log.warning("stored trigger %s/%s skipped: %s", namespace, name, exc)
+        log.info("broker ready: %d trigger(s) restored", len(self.triggers))
+
+    async def _connect(self) -> AbstractRobustConnection:
+        last: Exception | None = None
+        for _ in range(CONNECT_ATTEMPTS):
+            try:
+                return await aio_pika.connect_robust(
+                    self.settings.amqp_url, reconnect_interval=self.config.reconnect_interval
+                )
+            except (OSError, aio_pika.exceptions.AMQPError) as exc:
+                last = exc
+                await asyncio.sleep(self.config.reconnect_interval)
+        raise ServiceUnavailable(f"cannot reach RabbitMQ at {self.settings.amqp_url}: {last}")
+
+    async def stop(self) -> None:
+        for state in self.triggers.values():
+            if state.consumer is not None:
+                await state.consumer.stop()
+        if self.publisher is not None:
+            with contextlib.suppress(Exception):
+                await self.publisher.close()
+        if self.session is not None:
+            await self.session.close()
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                await self.connection.close()
+
+    async def _declare_broker(self, namespace: str, broker: str) -> None:
+        assert self.connection is not None
+        async with self.connection.channel(publisher_confirms=False) as ch:
+            await topology.declare_exchange(ch, namespace, broker)
+        self.brokers.add((namespace, broker))
+
+    # --- triggers -----------------------------------------------------------------
+
+    async def put_trigger(
+        self, namespace: str, name: str, obj: Any, persist: bool = True
+    ) -> tuple[TriggerState, bool]:
+        """Create or update; returns (state, created). Same spec again = no change."""
+        spec = parse_trigger(obj, namespace, name)
+        async with self._lock:
+            old = self.triggers.get(spec.key)
+            if old is not None and old.spec == spec and old.consumer is not None:
+                return old, False
+            assert self.connection is not None and self.publisher is not None and self.session
+            if old is not None and old.consumer is not None:
+                await old.consumer.stop()  # unacked messages go back to the queue
+            if old is not None and old.spec.broker != spec.broker:
+                await topology.delete_queues(
+                    self.connection,
+                    topology.queue_name(namespace, old.spec.broker, name),
+                    topology.dlq_name(namespace, old.spec.broker, name),
+                )
+                old = None
+            await self._declare_broker(namespace, spec.broker)
+            qname = topology.queue_name(namespace, spec.broker, name)
+            args = await topology.ensure_queue(self.connection, qname)
+            await topology.ensure_queue(self.connection, topology.dlq_name(namespace, spec.broker, name))
+            old_key = topology.binding_key(_required_type(old.spec)) if old else None
+            await topology.rebind(
+                self.connection,
+                qname,
+                topology.exchange_name(namespace, spec.broker),
+                old_key,
+                topology.binding_key(_required_type(spec)),
+            )
+            if persist:
+                self.store.save(namespace, name, obj)
+            state = TriggerState(spec, counts=old.counts if old else TriggerCounts())
+            state.consumer = TriggerConsumer(
+                spec, self.connection, self.publisher, self.session, state.counts, args,
+                self.config.attempt_timeout,
+            )
+            await state.consumer.start()
+            self.triggers[spec.key] = state
+            log.info("trigger %s %s", spec.key, "updated" if old else "created")
+            return state, old is None
+
+    async def delete_trigger(self, namespace: str, name: str) -> bool:
+        async with self._lock:
+            state = self.triggers.pop(f"{namespace}/{name}", None)
+            self.store.delete(namespace, name)
+            if state is None:
+                return False
+            if state.consumer is not None:
+                await state.consumer.stop()
+            assert self.connection is not None
+            await topology.delete_queues(
+                self.connection,
+                topology.queue_name(namespace, state.spec.broker, name),
+                topology.dlq_name(namespace, state.spec.broker, name),
+            )
+            return True
+
+    async def describe(self, state: TriggerState) -> dict[str, Any]:
+        spec = state.spec
+        q = topology.queue_name(spec.namespace, spec.broker, spec.name)
+        dlq = topology.dlq_name(spec.namespace, spec.broker, spec.name)
+        depth = dlq_depth = None
+        if self.connection is not None:
+            depth = await topology.queue_depth(self.connection, q)
+            dlq_depth = await topology.queue_depth(self.connection, dlq)
+        return {
+            "namespace": spec.namespace,
+            "name": spec.name,
+            "broker": spec.broker,
+            "subscriber": spec.subscriber,
+            "filter": spec.describe_filter(),
+            "parallelism": spec.parallelism,
+            "delivery": spec.to_dict()["delivery"],
+            "queue": q,
+            "dead_letter_queue": dlq,
+            "queue_depth": depth,
+            "dead_letter_depth": dlq_depth,
+            **state.counts.to_dict(),
+        }
+
+
+def _required_type(spec: TriggerSpec) -> str | None:
+    from knative_lambda.platform.broker.filters import required_type
+
+    return required_type(spec.attributes, spec.filters)
+
+
+# --- HTTP ---------------------------------------------------------------------------
+
+SERVER_KEY = web.AppKey("broker", BrokerServer)
+
+
+def _problems(exc: TriggerSpecError) -> web.Response:
+    return web.json_response({"error": str(exc), "problems": exc.problem_dicts()}, status=400)
+
+
+async def _put_trigger(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    try:
+        obj = await request.json()
+    except ValueError:
+        return web.json_response(
+            {"error": "body must be a JSON Knative Trigger object", "problems": [
+                {"where": "body", "reason": "invalid JSON"}]},
+            status=400,
+        )
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+    try:
+        state, created = await server.put_trigger(ns, name, obj)
+    except TriggerSpecError as exc:
+        return _problems(exc)
+    except Exception as exc:  # RabbitMQ away mid-change; the caller retries (PUT is idempotent)
+        log.warning("trigger %s/%s: %s", ns, name, exc)
+        return web.json_response({"error": f"RabbitMQ unavailable: {exc}; retry"}, status=503)
+    return web.json_response(await server.describe(state), status=201 if created else 200)
+
+
+async def _get_trigger(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+    state = server.triggers.get(f"{ns}/{name}")
+    if state is None:
+        return web.json_response({"error": f"no trigger {ns}/{name}"}, status=404)
+    return web.json_response(await server.describe(state))
+
+
+async def _delete_trigger(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+    try:
+        found = await server.delete_trigger(ns, name)
+    except Exception as exc:
+        return web.json_response({"error": f"RabbitMQ unavailable: {exc}; retry"}, status=503)
+    if not found:
+        return web.json_response({"error": f"no trigger {ns}/{name}"}, status=404)
+    return web.json_response({"deleted": f"{ns}/{name}"})
+
+
+async def _list_triggers(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    ns = request.match_info.get("namespace")
+    states = [s for s in server.triggers.values() if ns is None or s.spec.namespace == ns]
+    items = [await server.describe(s) for s in sorted(states, key=lambda s: s.spec.key)]
+    return web.json_response({"items": items})
+
+
+def build_app(settings: Settings, config: BrokerConfig | None = None) -> web.Application:
+    server = BrokerServer(settings, config)
+    app = web.Application(
+        middlewares=[auth_middleware(settings.token)],
+        client_max_size=server.config.max_event_bytes,
+    )
+    app[SERVER_KEY] = server
+    base = "/apis/v1/namespaces/{namespace}/triggers"
+    app.router.add_get("/apis/v1/triggers", _list_triggers)
+    app.router.add_get(base, _list_triggers)
+    app.router.add_put(base + "/{name}", _put_trigger)
+    app.router.add_get(base + "/{name}", _get_trigger)
+    app.router.add_delete(base + "/{name}", _delete_trigger)
+    app.router.add_post("/{namespace}/{broker}", server.ingress.handle)
+
+    async def lifecycle(app: web.Application):
+        await server.start()
+        yield
+        await server.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+def main() -> None:
+    from knative_lambda.platform.http import run_app
+
+    try:
+        import uvloop  # optional: roughly doubles the event loop's throughput
+
+        uvloop.install()
+    except ImportError:
+        pass
+    settings = Settings.from_env()
+    run_app(build_app(settings), settings)

@@ -1,0 +1,79 @@
+"""HTTP ingress: ``POST /{namespace}/{broker}`` with a CloudEvent, binary or structured mode.
+
+202 only after RabbitMQ confirmed the (persistent) message, so an accepted event
+survives a RabbitMQ restart. A bad event gets 400 listing every problem and is
+not published; a body over the limit gets 413; RabbitMQ away gets 503 (retry).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+
+from knative_lambda.contract.bindings import from_http
+from knative_lambda.contract.errors import ContractError
+from knative_lambda.contract.validation import validate
+from knative_lambda.platform.broker.metrics import EVENTS
+from knative_lambda.platform.broker.publisher import Publisher, PublishError
+
+log = logging.getLogger("kl.broker.ingress")
+
+
+class Ingress:
+    def __init__(
+        self,
+        publisher: Callable[[], Publisher | None],
+        known_broker: Callable[[str, str], bool],
+        prefix: str,
+        max_event_bytes: int,
+    ) -> None:
+        self._publisher = publisher
+        self._known = known_broker
+        self._prefix = prefix
+        self._limit = max_event_bytes
+
+    async def handle(self, request: web.Request) -> web.Response:
+        ns, broker = request.match_info["namespace"], request.match_info["broker"]
+        if not self._known(ns, broker):
+            return _error(404, f"no broker {ns}/{broker}; the default broker is default/default")
+        if request.content_length is not None and request.content_length > self._limit:
+            return self._too_large(ns, broker, request.content_length)
+        try:
+            # The application's client_max_size is the limit (chunked bodies too).
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large(ns, broker, None)
+        if len(body) > self._limit:
+            return self._too_large(ns, broker, len(body))
+        try:
+            event = from_http(request.headers, body)
+            validate(event, self._prefix, max_data_bytes=self._limit)
+        except ContractError as exc:
+            EVENTS.labels(ns, broker, "", "rejected").inc()
+            return web.json_response(exc.to_dict(), status=400)
+        publisher = self._publisher()
+        if publisher is None:
+            return _error(503, "broker is connecting to RabbitMQ; retry")
+        try:
+            await publisher.publish(ns, broker, event)
+        except PublishError as exc:
+            return _error(503, str(exc))
+        EVENTS.labels(ns, broker, "", "published").inc()
+        return web.json_response({"id": event.get_id()}, status=202)
+
+    def _too_large(self, ns: str, broker: str, size: int | None) -> web.Response:
+        EVENTS.labels(ns, broker, "", "rejected").inc()
+        got = f"{size} bytes" if size is not None else "more"
+        return web.json_response(
+            {
+                "error": f"event too large: {got}, limit {self._limit} bytes",
+                "problems": [{"where": "body", "reason": f"larger than {self._limit} bytes"}],
+            },
+            status=413,
+        )
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
