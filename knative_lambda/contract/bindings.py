@@ -30,8 +30,8 @@ from knative_lambda.contract.errors import ContractError, Problem
 from knative_lambda.contract.validation import (
     attribute_problems,
     build_event,
-    parse_time,
     split_structured,
+    take_time,
 )
 
 Mode = Literal["binary", "structured"]
@@ -108,9 +108,7 @@ def _binary(
     attrs: dict[str, Any] = {k[len(_CE) :]: v for k, v in ce_headers.items()}
     if content_type is not None:
         attrs["datacontenttype"] = content_type
-    problems: list[Problem] = []
-    if "time" in attrs:
-        attrs["time"], problems = parse_time(attrs["time"])
+    problems: list[Problem] = take_time(attrs)
     if body and _JSON_MEDIA_RE.match(content_type or JSONFormat.DEFAULT_CONTENT_TYPE):
         problems += _parse_json(body, "body")[1]
     problems += attribute_problems(attrs)

@@ -110,10 +110,8 @@ def build_subject(third_party_id: str, parser_id: str) -> str:
 
 # --- field checks -------------------------------------------------------------
 
-ID_REASON = (
-    "must be a DNS-friendly id: 1..63 lowercase letters, digits or '-', "
-    "starting and ending with a letter or digit"
-)
+ID_RULE = "1..63 of a-z, 0-9 and '-', alphanumeric at both ends"
+ID_REASON = f"must be a DNS-friendly id ({ID_RULE})"
 _HASH_RE = re.compile(r"^[0-9a-f]{8,64}$")
 _UUID4_RE = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE

@@ -41,6 +41,7 @@ from knative_lambda.contract.events import (
     EXT_THIRD_PARTY_ID,
     FUNCTION_RESULT_KINDS,
     ID_REASON,
+    ID_RULE,
     MODEL_OF,
     RESPONSE_TYPES,
     SOURCE_PREFIX,
@@ -132,15 +133,23 @@ def parse_time(value: Any) -> tuple[Any, list[Problem]]:
     return parsed, []
 
 
+def take_time(attrs: dict[str, Any]) -> list[Problem]:
+    """Parse ``attrs["time"]`` in place; an unparseable one is removed and reported once."""
+    if "time" not in attrs:
+        return []
+    attrs["time"], problems = parse_time(attrs["time"])
+    if problems:
+        del attrs["time"]
+    return problems
+
+
 def split_structured(doc: Any) -> tuple[dict[str, Any], Any, list[Problem]]:
     """A structured-mode JSON object -> (attributes, data, problems)."""
     if not isinstance(doc, Mapping):
         return {}, None, [Problem("event", f"must be a JSON object, got {type(doc).__name__}")]
     problems: list[Problem] = []
     attrs = {k: v for k, v in doc.items() if k not in ("data", "data_base64") and v is not None}
-    if "time" in attrs:
-        attrs["time"], time_problems = parse_time(attrs["time"])
-        problems += time_problems
+    problems += take_time(attrs)
     data = doc.get("data")
     encoded = doc.get("data_base64")
     if encoded is not None:
@@ -242,6 +251,8 @@ def _routing_problems(
             problems.append(
                 Problem(_attr("subject"), f"required for {type_name}: 'build/<tp>/<parser>'")
             )
+        elif not isinstance(subject, str) or not subject:
+            pass  # the envelope check reports it
         elif not m or not is_dns1123_label(m.group(1)) or not is_dns1123_label(m.group(2)):
             problems.append(
                 Problem(
@@ -253,9 +264,11 @@ def _routing_problems(
             tp, parser = m.group(1), m.group(2)
     elif subject is None:
         problems.append(Problem(_attr("subject"), f"required for {type_name}: the parser id"))
+    elif not isinstance(subject, str) or not subject:
+        pass  # the envelope check reports it
     elif not is_dns1123_label(subject):
         problems.append(
-            Problem(_attr("subject"), f"must be the parser id ({ID_REASON}), got {_show(subject)}")
+            Problem(_attr("subject"), f"must be the parser id ({ID_RULE}), got {_show(subject)}")
         )
     else:
         parser = subject

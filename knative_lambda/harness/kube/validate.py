@@ -193,9 +193,9 @@ def _metadata_problems(manifest: dict[str, Any], kind: str) -> list[Problem]:
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
         return []
     name = meta["name"]
-    if kind in LABEL_NAMED_KINDS and manifest["apiVersion"].split("/")[0].endswith("knative.dev"):
-        if len(name) > 63 or not re.match(DNS1123_LABEL, name):
-            return [Problem("metadata.name", f"{name!r} is not a DNS-1123 label (a-z0-9-, at most 63)")]
+    knative = kind in LABEL_NAMED_KINDS and manifest["apiVersion"].split("/")[0].endswith("knative.dev")
+    if knative and (len(name) > 63 or not re.match(DNS1123_LABEL, name)):
+        return [Problem("metadata.name", f"{name!r} is not a DNS-1123 label (a-z0-9-, at most 63)")]
     return []
 
 
