@@ -47,12 +47,16 @@ EXECUTOR_KEY = web.AppKey("executor", object)
 STATE_KEY = web.AppKey("state", object)
 
 
+MODES = ("local", "kubernetes")
+
+
 @dataclass(frozen=True)
 class DeployerOptions:
     """The deployer's own knobs (``KL_DEPLOYER_*``), beside the shared Settings."""
 
     register_timeout: float = 30.0  # how long to keep trying to register the triggers
     register_triggers: bool = True
+    mode: str = "local"  # local: gateway + broker HTTP APIs; kubernetes: Knative objects
     self_url: str = ""  # where the broker reaches this process; default http://127.0.0.1:<port>/
 
     @classmethod
@@ -62,7 +66,11 @@ class DeployerOptions:
             timeout = float(env.get("KL_DEPLOYER_REGISTER_TIMEOUT", "30") or 30)
         except ValueError:
             raise ConfigError("KL_DEPLOYER_REGISTER_TIMEOUT must be a number of seconds") from None
+        mode = env.get("KL_DEPLOYER_MODE", "local") or "local"
+        if mode not in MODES:
+            raise ConfigError(f"KL_DEPLOYER_MODE={mode!r}: use one of {', '.join(MODES)}")
         return cls(
+            mode=mode,
             register_timeout=timeout,
             register_triggers=env.get("KL_DEPLOYER_REGISTER", "1") not in ("0", "false", "no"),
             self_url=env.get("KL_DEPLOYER_URL", ""),
@@ -78,11 +86,12 @@ class _State:
         self.handled = 0
 
 
-def deployer_config(settings: Settings) -> DeployerConfig:
+def deployer_config(settings: Settings, mode: str = "local") -> DeployerConfig:
+    # On Kubernetes the function's trigger references its Knative Service.
     return DeployerConfig(
         prefix=settings.event_prefix,
         namespace=settings.namespace,
-        gateway_url=settings.gateway_url,
+        gateway_url=settings.gateway_url if mode == "local" else "",
     )
 
 
@@ -159,13 +168,17 @@ async def register_triggers(
 def create_app(
     settings: Settings,
     options: DeployerOptions | None = None,
-    executor: LocalExecutor | None = None,
+    executor: Any | None = None,
 ) -> web.Application:
     """The deployer's aiohttp application (``run_app`` adds /healthz and /metrics)."""
     from knative_lambda.platform.http import auth_middleware
 
     options = options or DeployerOptions.from_env()
-    config = deployer_config(settings)
+    config = deployer_config(settings, options.mode)
+    if executor is None and options.mode == "kubernetes":
+        from knative_lambda.platform.deployer.kube import KubeExecutor
+
+        executor = KubeExecutor()
     executor = executor or LocalExecutor(settings.gateway_url, settings.broker_url, settings.token)
     app = web.Application(middlewares=[auth_middleware(settings.token, ("/apis",))], client_max_size=2 * 1024**2)
     app[STATE_KEY] = _State(settings, config)
@@ -173,7 +186,8 @@ def create_app(
     app.router.add_post("/", receive)
 
     async def on_startup(_: web.Application) -> None:
-        if options.register_triggers and settings.broker_url:
+        # On Kubernetes the deployer's triggers are static manifests (kind.platform_triggers).
+        if options.mode == "local" and options.register_triggers and settings.broker_url:
             self_url = options.self_url or f"http://127.0.0.1:{settings.port}/"
             await register_triggers(executor, own_triggers(settings, self_url), options.register_timeout)
             log.info("deployer: triggers registered -> %s", self_url)

@@ -1,0 +1,3 @@
+def handle(event):
+    result = {"broken": True
+    return result

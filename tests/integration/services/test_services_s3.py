@@ -1,0 +1,97 @@
+"""S3 providers against real processes: the session server, embedded restart, attach, failures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from knative_lambda.errors import ConfigError, ServiceUnavailable
+from knative_lambda.harness.services import attach, boto3_client, resolve_s3
+from knative_lambda.harness.services.base import Service
+from knative_lambda.harness.services.ports import free_port
+from knative_lambda.harness.services.procs import alive
+from knative_lambda.harness.services.s3 import EmbeddedS3, ExternalS3
+
+
+def test_buckets_exist_after_start(s3: Service, s3_client) -> None:
+    names = {b["Name"] for b in s3_client.list_buckets()["Buckets"]}
+    assert {"kl-source", "kl-temp"} <= names
+    ok, detail = s3.health()
+    assert ok, detail
+
+
+def test_put_get_list(s3_client) -> None:
+    s3_client.put_object(Bucket="kl-source", Key="global/parser/p-s3-test", Body=b"def handle(e): ...")
+    body = s3_client.get_object(Bucket="kl-source", Key="global/parser/p-s3-test")["Body"].read()
+    assert body == b"def handle(e): ..."
+    listed = s3_client.list_objects_v2(Bucket="kl-source", Prefix="global/parser/")["Contents"]
+    assert "global/parser/p-s3-test" in [o["Key"] for o in listed]
+
+
+def test_settings_fixture_points_at_the_services(service_settings, amqp_url: str, s3: Service) -> None:
+    assert service_settings.amqp_url == amqp_url
+    assert service_settings.s3_endpoint == s3.url()
+
+
+def test_without_minio_or_docker_the_embedded_server_is_chosen(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    service = resolve_s3({"PATH": str(tmp_path), "KL_SOURCE_BUCKET": "src-x"}, tmp_path)
+    assert isinstance(service, EmbeddedS3)
+    assert service.buckets == ["src-x", "kl-temp"]
+
+
+def test_embedded_restart_keeps_objects_and_attach_stops_it(tmp_path) -> None:
+    service = EmbeddedS3(tmp_path / "s3", buckets=["b-one", "b-two"])
+    service.start()
+    try:
+        client = service.client()
+        client.put_object(Bucket="b-one", Key="a/b.txt", Body=b"kept", ContentType="text/plain")
+        client.create_bucket(Bucket="b-extra")
+        url = service.url()
+        service.restart()
+        assert service.url() == url
+        obj = boto3_client(service.describe()).get_object(Bucket="b-one", Key="a/b.txt")
+        assert obj["Body"].read() == b"kept" and obj["ContentType"] == "text/plain"
+        assert "b-extra" in {b["Name"] for b in service.client().list_buckets()["Buckets"]}
+    finally:
+        desc = json.loads(json.dumps(service.describe()))
+        attach(desc).stop()
+    assert not alive(desc["pids"]["server"])
+    assert not attach(desc).health()[0]
+
+
+def test_embedded_port_taken_is_one_line(tmp_path, s3: Service) -> None:
+    taken = s3.describe()["ports"].get("s3") or free_port()
+    service = EmbeddedS3(tmp_path / "s3", port=taken)
+    if service.health()[0] is False and not s3.describe()["ports"]:
+        pytest.skip("session S3 is external: no local port to collide with")
+    with pytest.raises(ServiceUnavailable) as err:
+        service.start()
+    assert "\n" not in str(err.value) and str(taken) in str(err.value)
+
+
+def test_external_endpoint_unreachable_is_one_line(tmp_path) -> None:
+    env = {"KL_S3_ENDPOINT": f"http://127.0.0.1:{free_port()}", "KL_S3_ACCESS_KEY": "a", "KL_S3_SECRET_KEY": "b"}
+    service = resolve_s3(env, tmp_path)
+    assert isinstance(service, ExternalS3)
+    service.start_timeout = 0.5
+    with pytest.raises(ServiceUnavailable) as err:
+        service.start()
+    assert "\n" not in str(err.value)
+
+
+def test_external_endpoint_without_keys_is_a_config_error(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="KL_S3_ACCESS_KEY"):
+        resolve_s3({"KL_S3_ENDPOINT": "http://127.0.0.1:9"}, tmp_path)
+
+
+def test_external_endpoint_is_used_as_is(s3: Service, tmp_path) -> None:
+    creds = s3.describe()["credentials"]
+    env = {"KL_S3_ENDPOINT": s3.url(), "KL_S3_ACCESS_KEY": creds["access_key"],
+           "KL_S3_SECRET_KEY": creds["secret_key"]}
+    external = resolve_s3(env, tmp_path)
+    external.start()  # answers, buckets already there
+    assert external.health()[0]
+    external.stop()  # not ours: the session server keeps running
+    assert s3.health()[0]
