@@ -211,3 +211,8 @@ def event_from_dict(doc: Any) -> CloudEvent:
     if problems:
         raise ContractError(problems)
     return build_event(attrs, data)
+
+
+# Short names for code that stores events as JSON objects.
+to_dict = event_to_dict
+from_dict = event_from_dict

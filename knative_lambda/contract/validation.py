@@ -53,7 +53,7 @@ from knative_lambda.contract.events import (
 )
 from knative_lambda.contract.names import is_dns1123_label
 
-MAX_DATA_BYTES = 1024 * 1024  # 1 MiB, the RabbitMQ broker's default message budget
+MAX_DATA_BYTES = 1024 * 1024  # 1 MiB by default; callers pass their own limit
 
 SPECVERSION = "1.0"
 REQUIRED_ATTRIBUTES = ("id", "source", "type", "specversion")
@@ -105,12 +105,12 @@ def attribute_problems(attrs: Mapping[str, Any]) -> list[Problem]:
     for name, value in attrs.items():
         if name in REQUIRED_ATTRIBUTES or name in OPTIONAL_ATTRIBUTES:
             continue
-        if not isinstance(name, str) or not _EXTENSION_NAME_RE.match(name):
+        if name in ("data", "data_base64"):
+            problems.append(Problem(_attr(name), "is reserved"))
+        elif not isinstance(name, str) or not _EXTENSION_NAME_RE.match(name):
             problems.append(
                 Problem(_attr(str(name)), "extension names are lowercase letters and digits only")
             )
-        elif name in ("data", "data_base64"):
-            problems.append(Problem(_attr(name), "is reserved"))
         elif value is not None and not isinstance(value, str | int | bytes | datetime):
             problems.append(
                 Problem(

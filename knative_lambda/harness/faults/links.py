@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from knative_lambda.errors import ConfigError
 from knative_lambda.harness import supervisor
+from knative_lambda.harness.services.ports import free_ports
 from knative_lambda.settings import Settings
 
 # link name -> the Settings field holding the URL that the link carries
@@ -88,7 +89,7 @@ def start_link_proxies(settings: Settings, data_dir: Path,
     started: dict[str, dict[str, Any]] = {}
     try:
         for link, desc in plan_links(settings, links).items():
-            listen_port, control_port = supervisor.free_port(), supervisor.free_port()
+            listen_port, control_port = free_ports(2)
             argv = [sys.executable, "-m", "knative_lambda.harness.faults",
                     "--listen", f"127.0.0.1:{listen_port}", "--upstream", desc["upstream"],
                     "--control-port", str(control_port)]

@@ -56,7 +56,7 @@ def _rst(writer: asyncio.StreamWriter | None) -> None:
     writer.transport.abort()
 
 
-@dataclass
+@dataclass(eq=False)  # identity hash: connections live in a set
 class _Connection:
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter | None = None

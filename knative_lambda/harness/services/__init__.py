@@ -28,16 +28,16 @@ from knative_lambda.harness.services.rabbitmq import (
     ExternalRabbitMQ,
     RabbitMQContainer,
     RabbitMQNode,
+    pick_rabbitmq,
 )
-from knative_lambda.harness.services.rabbitmq import resolve_rabbitmq as _resolve_rabbitmq
 from knative_lambda.harness.services.s3 import (
     EmbeddedS3,
     ExternalS3,
     MinioContainer,
     MinioProcess,
     boto3_client,
+    pick_s3,
 )
-from knative_lambda.harness.services.s3 import resolve_s3 as _resolve_s3
 from knative_lambda.settings import Settings
 
 __all__ = ["Service", "attach", "boto3_client", "free_port", "free_ports", "resolve_rabbitmq", "resolve_s3"]
@@ -74,13 +74,13 @@ def _settings(settings_or_env: Settings | Mapping[str, str]) -> tuple[Settings, 
 def resolve_rabbitmq(settings_or_env: Settings | Mapping[str, str], data_dir: Path) -> Service:
     """The preferred RabbitMQ provider (not started); raises ServiceUnavailable when none fits."""
     settings, env = _settings(settings_or_env)
-    return _resolve_rabbitmq(settings.amqp_url, Path(data_dir), env)
+    return pick_rabbitmq(settings.amqp_url, Path(data_dir), env)
 
 
 def resolve_s3(settings_or_env: Settings | Mapping[str, str], data_dir: Path) -> Service:
     """The preferred S3 provider (not started); its start() creates the platform's buckets."""
     settings, env = _settings(settings_or_env)
-    return _resolve_s3(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
+    return pick_s3(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
                        settings.s3_region, (settings.source_bucket, settings.temp_bucket),
                        Path(data_dir), env)
 

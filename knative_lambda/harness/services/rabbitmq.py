@@ -14,6 +14,7 @@ so the server runs in the foreground of its own session and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -201,7 +202,7 @@ class RabbitMQNode:
 
     # lifecycle
     def start(self) -> None:
-        if procs.alive(self.pids.get("beam")):
+        if self._beam() is not None:
             return
         self._prepare()
         if not self.pids:  # first start: remember whether epmd was ours to stop
@@ -244,8 +245,24 @@ class RabbitMQNode:
         procs.terminate(self.pids.get("beam"), grace=2.0)
         self._popen = None
 
-    def _stop_node(self) -> None:
+    def _beam(self) -> dict[str, Any] | None:
+        """The running beam: as recorded, or from the pid file if another process restarted it."""
         if procs.alive(self.pids.get("beam")):
+            return self.pids["beam"]
+        try:
+            ident = procs.identity(int(self.pid_file.read_text().strip()))
+        except (OSError, ValueError):
+            return None
+        proc = procs.same_process(ident)
+        with contextlib.suppress(Exception):
+            if proc is not None and str(self.base) in " ".join(proc.cmdline()):
+                return ident
+        return None
+
+    def _stop_node(self) -> None:
+        beam = self._beam()
+        if beam is not None:
+            self.pids["beam"] = beam
             try:  # a clean stop flushes durable state
                 self._ctl("stop", str(self.pid_file), timeout=30)
             except subprocess.TimeoutExpired:
@@ -353,7 +370,7 @@ class RabbitMQContainer:
         return cls(d["image"], d["ports"], d["container_id"])
 
 
-def resolve_rabbitmq(amqp_url: str, data_dir: Path, env: dict[str, str] | os._Environ[str] | None = None,
+def pick_rabbitmq(amqp_url: str, data_dir: Path, env: dict[str, str] | os._Environ[str] | None = None,
                      ) -> ExternalRabbitMQ | RabbitMQNode | RabbitMQContainer:
     """Pick and build (not start) the preferred RabbitMQ provider."""
     env = os.environ if env is None else env

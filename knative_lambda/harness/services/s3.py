@@ -9,6 +9,8 @@ Every provider creates the platform's buckets when it starts.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -151,14 +153,29 @@ class _S3Process(_S3Base):
     def _env(self) -> dict[str, str]:
         return dict(os.environ)
 
-    def start(self) -> None:
+    @property
+    def pid_file(self) -> Path:
+        return self.base / "server.pid.json"
+
+    def _server(self) -> dict[str, Any] | None:
+        """The running server: as recorded, or from the pid file if another process restarted it."""
         if procs.alive(self.pids.get("server")):
+            return self.pids["server"]
+        with contextlib.suppress(OSError, ValueError):
+            ident = json.loads(self.pid_file.read_text())
+            if procs.alive(ident):
+                return ident
+        return None
+
+    def start(self) -> None:
+        if self._server() is not None:
             return
         if port_open(self.port):
             raise ServiceUnavailable(f"S3 unavailable: port {self.port} is already taken by another process")
         self.base.mkdir(parents=True, exist_ok=True)
         self._popen = procs.spawn(self._argv(), env=self._env(), log_path=self.log_file, cwd=self.base)
         self.pids = {"server": procs.identity(self._popen.pid)}
+        self.pid_file.write_text(json.dumps(self.pids["server"]))
         try:
             self._wait_started()
         except ServiceUnavailable as exc:
@@ -170,9 +187,10 @@ class _S3Process(_S3Base):
         self._wait_ready(self.kind)
 
     def stop(self) -> None:
-        procs.terminate(self.pids.get("server"), grace=10.0, popen=self._popen)
+        procs.terminate(self._server(), grace=10.0, popen=self._popen)
         self._popen = None
         self.pids = {}
+        self.pid_file.unlink(missing_ok=True)
 
     def restart(self) -> None:
         self.stop()
@@ -274,7 +292,7 @@ class MinioContainer(_S3Base):
         return cls(d["image"], d["ports"]["s3"], d["container_id"], d["buckets"])
 
 
-def resolve_s3(endpoint: str, access_key: str, secret_key: str, region: str, buckets: Iterable[str],
+def pick_s3(endpoint: str, access_key: str, secret_key: str, region: str, buckets: Iterable[str],
                data_dir: Path, env: dict[str, str] | os._Environ[str] | None = None) -> _S3Base:
     """Pick and build (not start) the preferred S3 provider."""
     env = os.environ if env is None else env

@@ -17,7 +17,7 @@ from botocore.config import Config
 
 from knative_lambda.contract import bindings, keys, names
 from knative_lambda.contract.events import EventKind, event_type
-from knative_lambda.contract.factory import new_event
+from knative_lambda.contract.factory import correlation_id_of, new_event
 from knative_lambda.errors import PlatformError
 from knative_lambda.harness.tap import EventTap
 from knative_lambda.harness.targets.base import BuildOutcome, Function, Invocation
@@ -97,8 +97,7 @@ class PlatformTarget:
             payload.setdefault("priority", 5)
         event = new_event(event_kind, payload, source=f"network.notifi.{tp}", subject=parser,
                           prefix=self.settings.event_prefix)
-        correlation = event.get_extension("correlationid") if hasattr(event, "get_extension") \
-            else event.get_attributes().get("correlationid")
+        correlation = correlation_id_of(event)
         started = time.monotonic()
         status = self.publish(event)
         if status != 202:

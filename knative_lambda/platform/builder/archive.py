@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from knative_lambda.platform.builder.errors import ArchiveRejected
 
 RATIO_FLOOR = 1024 * 1024  # below 1 MiB a high ratio is just tar padding, not a bomb
+TAR_SLACK = 20 * 1024  # tar record padding: a 100-byte tar.gz of one small file is 10 KiB raw
 
 
 class Kind(StrEnum):
@@ -193,7 +194,8 @@ class _Bounded(io.RawIOBase):
         self.seen += len(data)
         if self.seen > self.budget:
             raise ArchiveRejected(f"archive expands to more than {self.limits.max_bytes} bytes (limit KL_BUILD_MAX_BYTES)")
-        if self.seen > self.limits.ratio_floor and self.seen / max(self.compressed, 1) > self.limits.max_ratio:
+        payload = self.seen - TAR_SLACK
+        if payload > self.limits.ratio_floor and payload / max(self.compressed, 1) > self.limits.max_ratio:
             raise ArchiveRejected(
                 f"archive expands more than {self.limits.max_ratio:.0f}x its size "
                 "(a compression bomb; limit KL_BUILD_MAX_RATIO)"

@@ -180,13 +180,20 @@ async def test_malformed_events_are_rejected_with_every_reason(broker, receivers
     client = broker.client()
     client.put_trigger(trigger_object(unique_name(), rec.url, filters=[{"prefix": {"type": ""}}]))
     async with httpx.AsyncClient() as http:
-        # binary mode: no source, bad type, bad correlation id
+        # binary mode, contract problems: bad source, bad subject, bad correlation id
         r = await http.post(f"{broker.url}/default/default", content=b'{"a":1}', headers={
-            "ce-specversion": "1.0", "ce-id": "1", "ce-type": "com.example.nope",
+            "ce-specversion": "1.0", "ce-id": "1", "ce-type": "network.notifi.lambda.parser.start",
+            "ce-source": "somewhere", "ce-subject": "Not A Label",
             "ce-correlationid": "not-a-uuid", "content-type": "application/json"})
         assert r.status_code == 400
         where = {p["where"] for p in r.json()["problems"]}
-        assert len(where) >= 3, r.json()
+        assert {"attribute source", "attribute subject", "attribute correlationid"} <= where, r.json()
+        # envelope problems: no id, no source
+        r = await http.post(f"{broker.url}/default/default", content=b'{"a":1}', headers={
+            "ce-specversion": "1.0", "ce-type": "network.notifi.lambda.parser.start",
+            "content-type": "application/json"})
+        assert r.status_code == 400
+        assert {"attribute id", "attribute source"} <= {p["where"] for p in r.json()["problems"]}
         # structured mode: broken JSON
         r = await http.post(f"{broker.url}/default/default", content=b"{nope",
                             headers={"content-type": "application/cloudevents+json"})

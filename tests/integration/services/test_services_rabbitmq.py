@@ -99,15 +99,16 @@ async def test_private_node_lifecycle(tmp_path) -> None:
         assert node.health()[0]
         url = node.url()
         await _publish(url, "kl-test-durable", b"survives", durable=True)
+        before = json.loads(json.dumps(node.describe()))  # as the state file holds it
 
         await asyncio.to_thread(node.restart)
         assert node.url() == url  # same ports, same data
         assert await _consume_one(url, "kl-test-durable", durable=True) == b"survives"
-        desc = node.describe()
-        assert _node_processes(desc)
+        assert _node_processes(node.describe())
     finally:
-        desc = node.describe()
-        # Stop from the description alone, as `kl down` does in another process.
-        await asyncio.to_thread(attach(json.loads(json.dumps(desc))).stop)
-    assert _node_processes(desc) == []
-    assert not attach(desc).health()[0]
+        after = node.describe()
+        # Stop from the pre-restart description alone, as `kl down` does in another
+        # process after chaos restarted the node: the pid file leads to the new beam.
+        await asyncio.to_thread(attach(before).stop)
+    assert _node_processes(after) == []
+    assert not attach(after).health()[0]

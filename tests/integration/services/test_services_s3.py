@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -54,20 +55,23 @@ def test_embedded_restart_keeps_objects_and_attach_stops_it(tmp_path) -> None:
         obj = boto3_client(service.describe()).get_object(Bucket="b-one", Key="a/b.txt")
         assert obj["Body"].read() == b"kept" and obj["ContentType"] == "text/plain"
         assert "b-extra" in {b["Name"] for b in service.client().list_buckets()["Buckets"]}
+        stale = json.loads(json.dumps(service.describe()))
+        attach(stale).restart()  # another process restarts it: new pid, same URL and data
+        assert service.client().get_object(Bucket="b-one", Key="a/b.txt")["Body"].read() == b"kept"
     finally:
-        desc = json.loads(json.dumps(service.describe()))
-        attach(desc).stop()
-    assert not alive(desc["pids"]["server"])
-    assert not attach(desc).health()[0]
+        current = json.loads((tmp_path / "s3" / "server.pid.json").read_text())
+        attach(stale).stop()  # the stale description still finds the running server
+    assert not alive(current) and not alive(stale["pids"]["server"])
+    assert not attach(stale).health()[0]
 
 
-def test_embedded_port_taken_is_one_line(tmp_path, s3: Service) -> None:
-    taken = s3.describe()["ports"].get("s3") or free_port()
-    service = EmbeddedS3(tmp_path / "s3", port=taken)
-    if service.health()[0] is False and not s3.describe()["ports"]:
-        pytest.skip("session S3 is external: no local port to collide with")
-    with pytest.raises(ServiceUnavailable) as err:
-        service.start()
+def test_embedded_port_taken_is_one_line(tmp_path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        taken = sock.getsockname()[1]
+        with pytest.raises(ServiceUnavailable) as err:
+            EmbeddedS3(tmp_path / "s3", port=taken).start()
     assert "\n" not in str(err.value) and str(taken) in str(err.value)
 
 

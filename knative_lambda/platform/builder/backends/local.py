@@ -28,8 +28,10 @@ _PIP_REASON = re.compile(r"^\s*(error|cause|hint|×|╰─▶|ERROR)[:\s]", re.I
 
 def pip_reason(output: str) -> str:
     """The lines of uv/pip output that say why an install failed, as one line."""
-    lines = [line.strip() for line in output.splitlines() if _PIP_REASON.match(line)]
-    text = " ".join(lines) if lines else proc.tail(output, 4).replace("\n", " ")
+    lines = output.strip().splitlines()
+    # From the first error line on (uv wraps its explanation over indented lines).
+    start = next((i for i, line in enumerate(lines) if _PIP_REASON.match(line)), None)
+    text = " ".join(lines[start:]) if start is not None else proc.tail(output, 4).replace("\n", " ")
     return re.sub(r"\s+", " ", text)[:600]
 
 

@@ -1,0 +1,162 @@
+"""The HTTP face of a function instance (the in-instance wrapper of DESIGN §2).
+
+Routes: ``GET /healthz``, ``GET /readyz``, ``POST /`` and ``POST /events``.
+
+- A plain JSON body calls ``handle(body)`` and answers the FunctionResult:
+  ``{"succeeded": true, "contextId", "eventEntries"}`` (200) or
+  ``{"succeeded": false, "errorMessage"}`` (500).
+- A CloudEvent (binary or structured mode) calls ``handle(data)``; with
+  ``responsetype=sync`` the reply is a ``P.result`` event inline (500 when the
+  function failed), otherwise a ``P.processed`` / ``P.error`` event in binary
+  mode with 200, which the broker re-publishes.
+
+A handler returning a dict with a boolean ``succeeded`` is taken as a
+FunctionResult already; anything else becomes ``eventEntries`` (a list as is,
+``None`` as ``[]``, one value as a one-item list).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from knative_lambda.contract.bindings import from_http, to_http
+from knative_lambda.contract.errors import ContractError
+from knative_lambda.contract.events import (
+    EXT_CORRELATION_ID,
+    EXT_JOB_NAME,
+    EXT_PARSER_ID,
+    EXT_RESPONSE_TYPE,
+    EXT_THIRD_PARTY_ID,
+    RESPONSE_TYPE_SYNC,
+    EventKind,
+    is_uuid4,
+)
+from knative_lambda.contract.factory import new_correlation_id, new_event
+from knative_lambda.settings import DEFAULT_PREFIX
+
+JSON = "application/json"
+
+
+def normalize(result: Any, context_id: str | None) -> tuple[dict[str, Any], bool]:
+    """The FunctionResult dict for a handler's return value, and whether it succeeded."""
+    if isinstance(result, dict) and isinstance(result.get("succeeded"), bool):
+        if context_id and "contextId" not in result:
+            result = {**result, "contextId": context_id}
+        return result, result["succeeded"]
+    entries = result if isinstance(result, list) else [] if result is None else [result]
+    return {"succeeded": True, "contextId": context_id, "eventEntries": entries}, True
+
+
+def failure(exc: BaseException, context_id: str | None) -> dict[str, Any]:
+    return {"succeeded": False, "contextId": context_id, "errorMessage": f"{type(exc).__name__}: {exc}"}
+
+
+class Invoker:
+    """Calls the user's function: coroutines on the loop, plain functions on a thread pool.
+
+    A thread pool (sized to containerConcurrency) keeps a blocking handler from
+    serialising the requests the gateway lets through concurrently.
+    """
+
+    def __init__(self, fn: Callable[..., Any], is_async: bool, workers: int = 16) -> None:
+        self.fn = fn
+        self.is_async = is_async
+        self.pool = None if is_async else ThreadPoolExecutor(max_workers=max(1, workers))
+
+    async def call(self, data: Any, context_id: str | None) -> tuple[dict[str, Any], bool]:
+        try:
+            if self.is_async:
+                result = await self.fn(data)
+            else:
+                result = await asyncio.get_running_loop().run_in_executor(self.pool, self.fn, data)
+        except Exception as exc:  # the function's failure is the reply, not a crash
+            return failure(exc, context_id), False
+        try:
+            return normalize(result, context_id)
+        except Exception as exc:
+            return failure(exc, context_id), False
+
+
+def _context_of(data: Any, headers: Any) -> str | None:
+    if isinstance(data, dict):
+        cid = data.get("contextId") or data.get("context_id")
+        if isinstance(cid, str):
+            return cid
+    return headers.get("X-Context-Id") or headers.get("X-Request-Id")
+
+
+def make_app(invoker: Invoker, *, service: str = "", parser: str = "", prefix: str = DEFAULT_PREFIX) -> web.Application:
+    """The instance's aiohttp application."""
+    source = f"network.notifi.lambda/{service or 'function'}"
+    dumps = json.dumps
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(body=b'{"status":"ok"}', content_type=JSON)
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.Response(body=b'{"status":"ready"}', content_type=JSON)
+
+    async def invoke(request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = request.headers
+        ctype = headers.get("Content-Type", "")
+        if "ce-specversion" in headers or ctype.startswith("application/cloudevents"):
+            return await on_event(headers, body)
+        try:
+            data = json.loads(body) if body else None
+        except ValueError as exc:
+            return web.Response(
+                body=dumps({"succeeded": False, "errorMessage": f"request body is not JSON: {exc}"}),
+                status=400,
+                content_type=JSON,
+            )
+        result, ok = await invoker.call(data, _context_of(data, headers))
+        return web.Response(body=dumps(result), status=200 if ok else 500, content_type=JSON)
+
+    async def on_event(headers: Any, body: bytes) -> web.Response:
+        try:
+            event = from_http(headers, body)
+        except ContractError as exc:
+            return web.Response(
+                body=dumps(
+                    {"error": str(exc), "problems": [{"where": p.where, "reason": p.reason} for p in exc.problems]}
+                ),
+                status=400,
+                content_type=JSON,
+            )
+        cid = event.get_extension(EXT_CORRELATION_ID)
+        cid = cid if is_uuid4(cid) else new_correlation_id()
+        result, ok = await invoker.call(event.get_data(), cid)
+        sync = event.get_extension(EXT_RESPONSE_TYPE) == RESPONSE_TYPE_SYNC
+        kind = EventKind.RESULT if sync else EventKind.PROCESSED if ok else EventKind.ERROR
+        ext = {k: event.get_extension(k) for k in (EXT_THIRD_PARTY_ID, EXT_PARSER_ID, EXT_JOB_NAME)}
+        subject = event.get_subject() or ext.get(EXT_PARSER_ID) or parser or service or "function"
+        reply = new_event(
+            kind, result, source=source, subject=subject, prefix=prefix, correlation_id=cid, extensions=ext
+        )
+        out_headers, out_body = to_http(reply, "binary")
+        return web.Response(body=out_body, headers=out_headers, status=500 if (sync and not ok) else 200)
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_post("/", invoke)
+    app.router.add_post("/events", invoke)
+    return app
+
+
+def app_for_env(invoker: Invoker) -> web.Application:
+    """``make_app`` with names from the instance environment (K_SERVICE, KL_PARSER_ID, KL_EVENT_PREFIX)."""
+    return make_app(
+        invoker,
+        service=os.environ.get("K_SERVICE", ""),
+        parser=os.environ.get("KL_PARSER_ID", ""),
+        prefix=os.environ.get("KL_EVENT_PREFIX", DEFAULT_PREFIX),
+    )

@@ -1,0 +1,83 @@
+"""The broker under restarts: RabbitMQ restarted mid-stream, the broker process restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from knative_lambda.contract.errors import ContractError
+from knative_lambda.errors import PlatformError
+from knative_lambda.platform.broker.client import BrokerClient
+from knative_lambda.platform.broker.triggers import trigger_object
+
+from .conftest import parser_event, unique_name
+
+
+async def _send_until_accepted(client: BrokerClient, event, deadline: float) -> None:
+    """A producer that honours the 202-means-stored contract: resend until accepted."""
+    while True:
+        try:
+            await client.publish(event)
+            return
+        except (PlatformError, ContractError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def test_stream_survives_a_rabbitmq_restart_without_loss(rabbitmq, start_broker, receivers):
+    if rabbitmq.kind == "external":
+        pytest.skip("an external RabbitMQ is not restarted by the tests")
+    bp = start_broker()
+    rec = await receivers()
+    client = BrokerClient(bp.url, retries=1, timeout=5)
+    parser = unique_name("p")
+    client.put_trigger(trigger_object(unique_name(), rec.url, attributes={"subject": parser},
+                                      parallelism=10, delivery={"retry": 10, "backoffDelay": "PT0.1S"}))
+    total, deadline = 300, time.monotonic() + 90
+    events = [parser_event(parser, data={"i": i}) for i in range(total)]
+    sent = 0
+    restarted = False
+
+    async def produce() -> None:
+        nonlocal sent
+        for event in events:
+            await _send_until_accepted(client, event, deadline)
+            sent += 1
+            await asyncio.sleep(0.005)  # a steady stream, so the restart lands mid-way
+
+    producer = asyncio.create_task(produce())
+    await rec.wait_for(lambda r: len(r.unique) >= 50, timeout=30)
+    await asyncio.to_thread(rabbitmq.restart)
+    restarted = True
+    await producer
+    await rec.wait_for(lambda r: len(r.unique) == total, timeout=max(5, deadline - time.monotonic()))
+    assert restarted and sent == total
+    assert {e.get_data()["i"] for e in rec.unique} == set(range(total))
+    await client.aclose()
+    async with httpx.AsyncClient() as http:  # the broker still works afterwards
+        assert (await http.get(f"{bp.url}/healthz")).status_code == 200
+
+
+async def test_triggers_are_restored_after_a_broker_restart(start_broker, receivers, tmp_path):
+    data = tmp_path / "persist"
+    bp = start_broker(data)
+    rec = await receivers()
+    parser, name = unique_name("p"), unique_name()
+    obj = trigger_object(name, rec.url, attributes={"subject": parser}, parallelism=3)
+    bp.client().put_trigger(obj)
+    bp.stop()
+    # Events accepted while no dispatcher runs wait in the trigger's queue.
+    bp2 = start_broker(data)
+    client = bp2.client()
+    [item] = [t for t in client.list_triggers() if t["name"] == name]
+    assert item["parallelism"] == 3 and item["subscriber"] == rec.url
+    await client.publish(parser_event(parser))
+    await rec.wait_for(lambda r: len(r.unique) == 1)
+    assert client.delete_trigger(name) is True
+    assert client.delete_trigger(name) is False
+    assert client.get_trigger(name) is None
+    await client.aclose()

@@ -1,0 +1,185 @@
+"""The kind target's plan: every manifest validates, the steps run in a sane order,
+versions come from one place, and the dry run prints exactly the plan."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from knative_lambda.harness.kube import validate_manifest
+from knative_lambda.harness.targets import kind, versions
+
+OPTIONS = kind.KindOptions()
+STEPS = kind.plan(OPTIONS)
+CORE_GROUPS = ("v1", "apps/v1", "batch/v1", "rbac.authorization.k8s.io/v1")
+
+
+def index(predicate) -> list[int]:
+    return [i for i, s in enumerate(STEPS) if predicate(s)]
+
+
+def first(predicate) -> int:
+    found = index(predicate)
+    assert found, "no such step"
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    "manifest", kind.manifests_of(STEPS), ids=lambda m: f"{m['kind']}-{m['metadata']['name']}"
+)
+def test_every_manifest_in_the_plan_validates(manifest: dict, schemas_dir: Path) -> None:
+    validate_manifest(manifest, schemas_dir=schemas_dir)
+
+
+def test_the_plan_installs_the_whole_stack() -> None:
+    urls = " ".join(" ".join(s.argv) for s in STEPS if s.action == "apply-url")
+    for release in (versions.SERVING_CRDS, versions.SERVING_CORE, versions.KOURIER, versions.EVENTING_CRDS,
+                    versions.EVENTING_CORE, versions.RABBITMQ_OPERATOR, versions.RABBITMQ_TOPOLOGY,
+                    versions.RABBITMQ_BROKER, versions.CERT_MANAGER_RELEASE):
+        assert release.url in urls
+    kinds = {(m["kind"], m["metadata"]["name"]) for m in kind.manifests_of(STEPS)}
+    assert {("Broker", "default"), ("RabbitmqBrokerConfig", "default-config"), ("RabbitmqCluster", "rabbitmq"),
+            ("Deployment", "minio"), ("Deployment", "kl-builder"), ("Deployment", "kl-deployer"),
+            ("Trigger", "kl-deployer-build-complete"), ("Trigger", "kl-builder-build-start"),
+            ("ConfigMap", "config-autoscaler")} <= kinds
+
+
+def test_cluster_is_created_before_anything_touches_it() -> None:
+    create = first(lambda s: s.action == "create-cluster")
+    assert first(lambda s: s.action == "write-file") < create
+    touches = index(lambda s: s.action in ("apply", "apply-url", "wait", "load-image") or s.argv[:1] == ("kubectl",))
+    assert touches and min(touches) > create
+
+
+def test_every_custom_resource_comes_after_its_crd_and_a_wait() -> None:
+    provided: dict[str, int] = {}
+    for i, step in enumerate(STEPS):
+        for name in step.provides:
+            provided.setdefault(name, i)
+    for i, step in enumerate(STEPS):
+        m = step.manifest
+        if m is None or m["apiVersion"] in CORE_GROUPS:
+            continue
+        key = kind.kind_name(m["apiVersion"], m["kind"])
+        assert key in provided, f"nothing installs the CRD of {key}"
+        between = STEPS[provided[key] + 1 : i]
+        assert provided[key] < i and any(s.action == "wait" for s in between), (key, i)
+
+
+def test_every_release_and_deployment_apply_is_followed_by_a_wait() -> None:
+    for i, step in enumerate(STEPS):
+        if step.action == "apply-url" or (step.manifest and step.manifest["kind"] in ("Deployment", "Job", "RabbitmqCluster", "Broker")):
+            later = STEPS[i + 1 :]
+            assert any(s.action == "wait" for s in later), step.what
+
+
+def test_a_wait_follows_each_phase_before_the_next_phase_starts() -> None:
+    phases = [s.phase for s in STEPS]
+    for phase in ("cert-manager", "serving", "eventing", "rabbitmq", "minio", "broker", "platform"):
+        last_of_phase = max(i for i, p in enumerate(phases) if p == phase)
+        waits = [i for i, s in enumerate(STEPS) if s.phase == phase and s.action == "wait"]
+        applies = [i for i, s in enumerate(STEPS) if s.phase == phase and s.action in ("apply", "apply-url")]
+        assert waits, phase
+        # the last apply-url of a phase is waited for inside the phase
+        urls = [i for i in applies if STEPS[i].action == "apply-url"]
+        if urls:
+            assert max(waits) > max(urls), phase
+        assert last_of_phase >= max(waits)
+
+
+def test_image_is_built_then_loaded_before_the_platform_is_deployed() -> None:
+    build = first(lambda s: s.action == "build-image")
+    load = first(lambda s: s.action == "load-image")
+    deployments = index(lambda s: s.manifest is not None and s.manifest["kind"] == "Deployment"
+                        and s.manifest["metadata"]["name"].startswith("kl-"))
+    assert build < load < min(deployments)
+    assert "deploy/Dockerfile" in " ".join(STEPS[build].argv)
+    images = {c["image"] for i in deployments for c in STEPS[i].manifest["spec"]["template"]["spec"]["containers"]}
+    assert images == {OPTIONS.platform_image}
+    assert OPTIONS.platform_image in STEPS[load].argv
+
+
+def test_platform_deploys_after_the_broker_storage_and_serving_are_ready() -> None:
+    platform = first(lambda s: s.phase == "platform")
+    for phase in ("serving", "eventing", "rabbitmq", "minio", "broker"):
+        assert max(i for i, s in enumerate(STEPS) if s.phase == phase) < platform
+
+
+def test_registry_wiring_is_idempotent() -> None:
+    for step in STEPS:
+        if step.argv[:2] in (("docker", "run"), ("docker", "network")):
+            assert step.skip_if, step.what
+
+
+VERSION_RE = re.compile(r"\bv\d+\.\d+\.\d+\b|RELEASE\.\d{4}|knative-v\d")
+
+
+def test_versions_live_only_in_versions_py() -> None:
+    source = Path(kind.__file__).read_text()
+    assert not VERSION_RE.findall(source), VERSION_RE.findall(source)
+
+
+def test_every_versioned_reference_in_the_plan_comes_from_versions_py() -> None:
+    pinned = set(versions.ALL_VERSIONS.values())
+    text = kind.dry_run(OPTIONS)
+    for match in set(re.findall(r"(?:releases/download/)([^/\s]+)/", text)):
+        assert match in pinned, match
+    for manifest in kind.manifests_of(STEPS):
+        for image in re.findall(r"image: (\S+)", yaml.safe_dump(manifest)):
+            assert image in pinned or image == OPTIONS.platform_image, image
+
+
+def test_dry_run_prints_every_step_and_exactly_the_plans_manifests() -> None:
+    text = kind.dry_run(OPTIONS)
+    docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    assert docs == kind.manifests_of(STEPS)
+    for i, step in enumerate(STEPS, 1):
+        assert f"# [{i}/{len(STEPS)}] {step.phase}: {step.what}" in text
+    assert "# $ kind create cluster --name=knative-lambda" in text
+    assert f"# $ kubectl apply -f {versions.SERVING_CRDS.url}" in text
+
+
+def test_plan_is_pure_and_follows_the_options(tmp_path: Path) -> None:
+    assert kind.plan(OPTIONS) == kind.plan(OPTIONS)
+    custom = kind.KindOptions(cluster_name="other", event_prefix="com.example.fn", workdir=tmp_path)
+    text = kind.dry_run(custom)
+    assert "--name=other" in text and "com.example.fn.build.start" in text
+    assert not (tmp_path / "kind-config.yaml").exists()  # a dry run writes nothing
+
+
+def test_settings_for_the_pods_and_the_host() -> None:
+    inside, host = kind.platform_settings(OPTIONS), kind.host_settings(OPTIONS)
+    assert inside.s3_endpoint.startswith("http://minio.") and host.s3_endpoint == "http://127.0.0.1:9000"
+    assert host.gateway_url == "http://127.0.0.1:8080" and host.broker_url == "http://127.0.0.1:8081"
+    cfg = next(m for m in kind.manifests_of(STEPS) if m["metadata"]["name"] == "kl-settings")
+    assert "KL_S3_SECRET_KEY" not in cfg["data"] and cfg["data"]["KL_EVENT_PREFIX"] == OPTIONS.event_prefix
+
+
+def test_kind_config_maps_the_host_ports_and_registry() -> None:
+    config = kind.kind_cluster_config(OPTIONS)
+    ports = {p["hostPort"] for p in config["nodes"][0]["extraPortMappings"]}
+    assert ports == {8080, 9000, 8081}
+    assert config["nodes"][0]["image"] == versions.KIND_NODE_IMAGE
+    assert "kind-registry:5000" in config["containerdConfigPatches"][0]
+
+
+def test_options_from_rejects_unknown_options() -> None:
+    from knative_lambda.errors import ConfigError
+    from knative_lambda.settings import Settings
+
+    assert kind.options_from(Settings(token="t")).token == "t"
+    with pytest.raises(ConfigError, match="nope"):
+        kind.options_from(Settings(), nope=1)
+
+
+def test_dockerfile_copies_only_what_exists() -> None:
+    dockerfile = kind.REPO_ROOT / "deploy" / "Dockerfile"
+    text = dockerfile.read_text()
+    for line in text.splitlines():
+        if line.startswith("COPY "):
+            for src in line.split()[1:-1]:
+                assert (kind.REPO_ROOT / src).exists(), src
+    assert "ARG PYTHON_IMAGE" in text
