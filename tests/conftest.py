@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 
 from knative_lambda.errors import ServiceUnavailable
-from knative_lambda.harness.services import Service, boto3_client, resolve_rabbitmq, resolve_s3
+from knative_lambda.harness.services import (
+    Service,
+    boto3_client,
+    resolve_rabbitmq,
+    resolve_s3,
+    with_services,
+)
 from knative_lambda.settings import Settings
 
 
@@ -56,11 +62,12 @@ def s3_client(s3: Service) -> Any:
 
 
 @pytest.fixture(scope="session")
-def service_settings(rabbitmq: Service, s3: Service, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def service_settings(
+    rabbitmq: Service, s3: Service, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     """Settings pointing at the session's RabbitMQ and S3 (other fields at their defaults)."""
-    desc = s3.describe()
-    creds, (source, temp) = desc["credentials"], desc["buckets"]
-    return Settings(amqp_url=rabbitmq.url(), s3_endpoint=s3.url(), s3_access_key=creds["access_key"],
-                    s3_secret_key=creds["secret_key"], s3_region=creds["region"],
-                    source_bucket=source, temp_bucket=temp,
-                    data_dir=tmp_path_factory.mktemp("kl-data"))
+    source, temp = s3.describe()["buckets"]
+    base = Settings(
+        source_bucket=source, temp_bucket=temp, data_dir=tmp_path_factory.mktemp("kl-data")
+    )
+    return with_services(base, rabbitmq, s3)

@@ -8,7 +8,6 @@ Ctrl-C (partial results saved).
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -16,21 +15,14 @@ from typing import Any
 
 import click
 
-from knative_lambda.errors import ConfigError
-
 DEFAULT_STATE = ".kl/env.json"
 
 
 def _open_target(name: str, state: Path) -> Any:
-    """The harness target (knative_lambda.harness.targets.open_target(name, state_path))."""
-    try:
-        mod = importlib.import_module("knative_lambda.harness.targets")
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"target support is not installed ({exc.name})") from None
-    factory = getattr(mod, "open_target", None)
-    if factory is None:
-        raise ConfigError("knative_lambda.harness.targets has no open_target(name, state_path) yet")
-    return factory(name, state_path=state)
+    """The running target (knative_lambda.harness.targets.load_target), imported lazily."""
+    from knative_lambda.harness.targets import load_target
+
+    return load_target(name, state)
 
 
 @click.command()

@@ -2,7 +2,7 @@
 
 Locust is never imported here (gevent monkey-patches the process it runs in).
 The locustfiles in ``scenarios/load/`` append every request to the raw-samples
-file named by ``KL_LOCUST_SAMPLES`` (``<unix end time>,<seconds>,<ok>,<name>``),
+file named by ``KL_LOCUST_SAMPLES`` (``<unix end time>,<seconds>,<ok>,<name>,<error>``),
 so intervals are bootstrapped from raw latencies; locust's own CSVs give the
 users-over-time series and its aggregate numbers. Parsing is pure.
 """
@@ -38,6 +38,7 @@ GRACE_S = 30.0  # beyond the run time before the subprocess is stopped
 class RawSamples:
     samples: list[float] = field(default_factory=list)  # successful latencies, seconds
     errors: int = 0
+    error_counts: dict[str, int] = field(default_factory=dict)  # message -> occurrences
     start: float | None = None  # unix time the first request started
     end: float | None = None  # unix time the last request ended
 
@@ -126,7 +127,7 @@ def parse_samples(text: str) -> RawSamples:
     """Raw samples written by the locustfiles; malformed lines (a cut-off last line) skipped."""
     raw = RawSamples()
     for line in text.splitlines():
-        parts = line.split(",", 3)
+        parts = line.split(",", 4)
         if len(parts) < 3:
             continue
         end, latency = _float(parts[0]), _float(parts[1])
@@ -136,6 +137,8 @@ def parse_samples(text: str) -> RawSamples:
             raw.samples.append(latency)
         else:
             raw.errors += 1
+            message = parts[4] if len(parts) > 4 and parts[4] else "error"
+            raw.error_counts[message] = raw.error_counts.get(message, 0) + 1
         start = end - latency
         raw.start = start if raw.start is None else min(raw.start, start)
         raw.end = end if raw.end is None else max(raw.end, end)
@@ -250,8 +253,8 @@ def record_into(rec: Any, run: LocustRun, name: str | None = None) -> None:
     m.errors += run.raw.errors
     if run.raw.window is not None:
         m.duration = (m.duration or 0.0) + run.raw.window
-    for f in run.failures[:5]:
-        m.error_messages.append(f"{f.get('Error', '')} x{f.get('Occurrences', '?')}")
+    top = sorted(run.raw.error_counts.items(), key=lambda kv: -kv[1])[:5]
+    m.error_messages.extend(f"{msg} x{n}" for msg, n in top)
     suffix = f".{name}" if name else ""
     for key, s in run.series.items():
         rec.series(f"{key}{suffix}", s.t, s.v, s.unit)

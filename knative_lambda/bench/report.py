@@ -124,21 +124,32 @@ def _figure(svg: str, ident: str, caption: str) -> str:
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
+CDF_POINTS = 500  # larger samples are drawn through their quantiles: same curve, small SVG
+
+
+def _cdf_xy(samples: Sequence[float]) -> tuple[Any, Any]:
+    import numpy as np
+
+    x = np.sort(np.asarray(samples, dtype=float)) * 1e3
+    y = np.arange(1, len(x) + 1) / len(x)
+    if len(x) > CDF_POINTS:
+        y = np.linspace(1 / len(x), 1.0, CDF_POINTS)
+        x = np.quantile(x, y, method="inverted_cdf")
+    return x, y
+
+
 def plot_cdf(name: str, current: dict[str, list[float]],
              baseline: dict[str, list[float]] | None = None) -> str:
     """Empirical CDFs of the latency measurements of one benchmark (ms on the x axis)."""
-    import numpy as np
-
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for label, samples in current.items():
-        x = np.sort(np.asarray(samples)) * 1e3
-        line = ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post",
-                       label=f"{label} (n={len(x)})")[0]
+        x, y = _cdf_xy(samples)
+        line = ax.step(x, y, where="post", label=f"{label} (n={len(samples)})")[0]
         if baseline and baseline.get(label):
-            b = np.sort(np.asarray(baseline[label])) * 1e3
-            ax.step(b, np.arange(1, len(b) + 1) / len(b), where="post", linestyle="--",
-                    color=line.get_color(), alpha=0.6, label=f"{label} baseline (n={len(b)})")
+            bx, by = _cdf_xy(baseline[label])
+            ax.step(bx, by, where="post", linestyle="--", color=line.get_color(), alpha=0.6,
+                    label=f"{label} baseline (n={len(baseline[label])})")
     all_x = [v for s in current.values() for v in s if v > 0]
     if all_x and max(all_x) / min(all_x) > 50:
         ax.set_xscale("log")

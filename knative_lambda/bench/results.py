@@ -59,11 +59,18 @@ class Measurement:
     unit: str = "s"
     error_messages: list[str] = field(default_factory=list)  # first few, for the report
     summary: Summary | None = None  # stored; recomputed from samples when they exist
+    _cache: tuple[tuple[int, float, int, float | None], Summary] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def summarize(self) -> Summary:
-        if self.samples or self.summary is None:
-            return summarize(self.samples, self.errors, self.duration)
-        return self.summary
+        """The summary of the samples (memoized: a bootstrap is not free), else the stored one."""
+        if not self.samples and self.summary is not None:
+            return self.summary
+        key = (len(self.samples), sum(self.samples), self.errors, self.duration)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, summarize(self.samples, self.errors, self.duration))
+        return self._cache[1]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -6,7 +6,10 @@ carries a 95 % interval and the budget verdict looks at the whole interval.
 - Quantiles and the mean: percentile bootstrap with a fixed seed (the same
   samples always give the same interval) and a bounded amount of work
   (``resamples`` is lowered for very large sample sets, see ``_resample_count``).
-  Quantiles use numpy's default (linear interpolation, "type 7").
+  Quantiles use numpy's default (linear interpolation, "type 7"). The bootstrap
+  distribution of a quantile is drawn through order statistics instead of
+  resampling whole arrays (same distribution, O(resamples) instead of
+  O(resamples x n)): see ``_bootstrap_quantile``.
 - min and max: exact observations, not estimates, so their interval is the point.
 - Error rate: the Wilson score interval. A bootstrap of 0 errors out of 10
   would claim [0, 0] ("certainly below 1 %"); Wilson says [0, 28 %], which is
@@ -107,30 +110,49 @@ def _resample_count(n: int, resamples: int) -> int:
     return max(MIN_RESAMPLES, MAX_BOOTSTRAP_DRAWS // n)
 
 
+def _bootstrap_quantile(xs: np.ndarray, q: float, rng: np.random.Generator, b: int) -> np.ndarray:
+    """``b`` bootstrap replicates of the q-quantile of the sorted sample ``xs``.
+
+    A resample is ``xs[floor(U_i * n)]`` for n uniforms U_i, and floor(U*n) is
+    monotone, so its k-th order statistic is ``xs[floor(U_(k) * n)]`` where the
+    k-th uniform order statistic U_(k) ~ Beta(k, n+1-k); the next one is
+    U_(k) + (1 - U_(k)) * Beta(1, n-k). Linear interpolation needs just those two.
+    """
+    n = len(xs)
+    h = (n - 1) * q
+    lo = int(math.floor(h))
+    frac = h - lo
+    k = lo + 1  # 1-based order statistic
+    u_k = rng.beta(k, n + 1 - k, size=b)
+    i_lo = np.minimum((u_k * n).astype(np.int64), n - 1)
+    if frac == 0 or k >= n:
+        return xs[i_lo]
+    u_next = u_k + (1.0 - u_k) * rng.beta(1, n - k, size=b)
+    i_hi = np.minimum((u_next * n).astype(np.int64), n - 1)
+    return xs[i_lo] + frac * (xs[i_hi] - xs[i_lo])
+
+
 def _bootstrap(
     x: np.ndarray, stats: list[float | str], *, seed: int, resamples: int
 ) -> np.ndarray:
     """Bootstrap distribution of several statistics; returns shape (len(stats), resamples).
 
-    A stat is a quantile in [0, 1] or "mean". Drawn in chunks to bound memory.
+    A stat is a quantile in [0, 1] or "mean". Means resample in chunks to bound memory.
     """
     n = len(x)
     b = _resample_count(n, resamples)
     rng = np.random.default_rng(seed)
-    qs = [s for s in stats if not isinstance(s, str)]
+    xs = np.sort(x)
     out = np.empty((len(stats), b))
-    chunk = max(1, _CHUNK_DRAWS // n)
-    for start in range(0, b, chunk):
-        rows = min(chunk, b - start)
-        sample = x[rng.integers(0, n, size=(rows, n))]
-        qvals = np.quantile(sample, qs, axis=1) if qs else np.empty((0, rows))
-        qi = 0
-        for si, s in enumerate(stats):
-            if s == "mean":
-                out[si, start : start + rows] = sample.mean(axis=1)
-            else:
-                out[si, start : start + rows] = qvals[qi]
-                qi += 1
+    for si, s in enumerate(stats):
+        if s != "mean":
+            out[si] = _bootstrap_quantile(xs, float(s), rng, b)
+    if "mean" in stats:
+        si = stats.index("mean")
+        chunk = max(1, _CHUNK_DRAWS // n)
+        for start in range(0, b, chunk):
+            rows = min(chunk, b - start)
+            out[si, start : start + rows] = x[rng.integers(0, n, size=(rows, n))].mean(axis=1)
     return out
 
 

@@ -41,8 +41,10 @@ def synthetic_run(seed: int = 1, slowdown: float = 1.0, with_chaos: bool = True)
     cold.measurements["cold_start"] = Measurement("cold_start", [sum(p.values()) for p in phases])
     benches.append(cold)
 
-    build = BenchmarkRecord("build", "build", {"runtimes": ["python"]}, "ok", duration=14.0)
-    for name, median in (("cached", 0.05), ("python", 0.8), ("python_deps", 2.5)):
+    build = BenchmarkRecord("build", "build", {"runtimes": ["python", "python-dep", "node"]},
+                            "ok", duration=14.0)
+    for name, median in (("uncached_python", 0.8), ("uncached_python_dep", 2.5),
+                         ("uncached_node", 0.9), ("cached", 0.05)):
         mid = f"build.{name}"
         build.measurements[mid] = Measurement(mid, _lognormal(rng, median * slowdown, 0.15, 8))
     benches.append(build)
@@ -65,10 +67,14 @@ def synthetic_run(seed: int = 1, slowdown: float = 1.0, with_chaos: bool = True)
     ev.measurements["events"] = Measurement(
         "events", _lognormal(rng, 8e-3 * slowdown, 0.4, 3000), duration=1.4
     )
+    ev.measurements["events.ingress"] = Measurement(
+        "events.ingress", _lognormal(rng, 2e-3 * slowdown, 0.3, 3000), duration=1.2
+    )
     benches.append(ev)
 
     burst = BenchmarkRecord("burst", "burst", {"requests": 50}, "ok", duration=5.0)
     burst.measurements["burst"] = Measurement("burst", _lognormal(rng, 0.12 * slowdown, 0.3, 50))
+    burst.measurements["burst.time_to_peak"] = Measurement("burst.time_to_peak", [1.5 * slowdown])
     t = [i * 0.25 for i in range(40)]
     burst.series["instances"] = Series(
         "instances", "instances", t, [float(min(10, int(x * 6))) if x < 6 else 10.0 for x in t]

@@ -4,7 +4,7 @@
   only made visible to locust by a locustfile when ``KL_LOAD_PROFILE`` is set;
   otherwise ``-u/-r/-t`` on the command line drive the run.
 - Raw samples: when ``KL_LOCUST_SAMPLES`` names a file, every request appends
-  ``<unix time at the end>,<seconds>,<ok 1|0>,<name>`` to it, so the harness can bootstrap intervals from
+  ``<unix end time>,<seconds>,<ok 1|0>,<name>,<error>`` to it, so the harness can bootstrap intervals from
   raw latencies instead of locust's pre-binned percentiles.
 """
 
@@ -29,8 +29,9 @@ if _samples_file is not None:
 @events.request.add_listener
 def _record_sample(request_type, name, response_time, response_length, exception=None, **kw):
     if _samples_file is not None:
+        error = " ".join(str(exception).split())[:200] if exception else ""
         _samples_file.write(
-            f"{time.time():.4f},{response_time / 1000.0:.6f},{0 if exception else 1},{name}\n"
+            f"{time.time():.4f},{response_time / 1000.0:.6f},{0 if exception else 1},{name},{error}\n"
         )
 
 

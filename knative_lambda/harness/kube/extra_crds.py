@@ -31,7 +31,10 @@ RABBITMQ_BROKER_CONFIG = {
             "properties": {
                 "rabbitmqClusterReference": _REF,
                 "queueType": {"type": "string", "enum": ["quorum", "classic"]},
-                "rabbitmqResourcesConfig": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                "rabbitmqResourcesConfig": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                },
             },
         },
         "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
@@ -70,7 +73,8 @@ RABBITMQ_CLUSTER = {
 }
 
 EXTRA_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
-    ("eventing.knative.dev/v1alpha1", "RabbitmqBrokerConfig"): crd_to_jsonschema(RABBITMQ_BROKER_CONFIG),
+    ("eventing.knative.dev/v1alpha1", "RabbitmqBrokerConfig"): crd_to_jsonschema(
+        RABBITMQ_BROKER_CONFIG
+    ),
     ("rabbitmq.com/v1beta1", "RabbitmqCluster"): crd_to_jsonschema(RABBITMQ_CLUSTER),
 }
-

@@ -163,7 +163,9 @@ def _rooted(schema: dict[str, Any], api_version: str, kind: str) -> dict[str, An
 
 def _errors(validator: jsonschema.protocols.Validator, instance: Any) -> list[Problem]:
     out = []
-    for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
+    for error in sorted(
+        validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))
+    ):
         reason = error.message
         if error.validator == "not" and isinstance(error.schema, dict):
             reason = error.schema.get("description", reason)
@@ -193,7 +195,9 @@ def _metadata_problems(manifest: dict[str, Any], kind: str) -> list[Problem]:
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
         return []
     name = meta["name"]
-    knative = kind in LABEL_NAMED_KINDS and manifest["apiVersion"].split("/")[0].endswith("knative.dev")
+    knative = kind in LABEL_NAMED_KINDS and manifest["apiVersion"].split("/")[0].endswith(
+        "knative.dev"
+    )
     if knative and (len(name) > 63 or not re.match(DNS1123_LABEL, name)):
         return [Problem("metadata.name", f"{name!r} is not a DNS-1123 label (a-z0-9-, at most 63)")]
     return []

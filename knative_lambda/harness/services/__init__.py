@@ -16,6 +16,7 @@ stop, restart or probe it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +41,16 @@ from knative_lambda.harness.services.s3 import (
 )
 from knative_lambda.settings import Settings
 
-__all__ = ["Service", "attach", "boto3_client", "free_port", "free_ports", "resolve_rabbitmq", "resolve_s3"]
+__all__ = [
+    "Service",
+    "attach",
+    "boto3_client",
+    "free_port",
+    "free_ports",
+    "resolve_rabbitmq",
+    "resolve_s3",
+    "with_services",
+]
 
 # (name, kind) -> provider class; every class has from_description(dict).
 PROVIDERS: dict[tuple[str, str], Any] = {
@@ -80,9 +90,28 @@ def resolve_rabbitmq(settings_or_env: Settings | Mapping[str, str], data_dir: Pa
 def resolve_s3(settings_or_env: Settings | Mapping[str, str], data_dir: Path) -> Service:
     """The preferred S3 provider (not started); its start() creates the platform's buckets."""
     settings, env = _settings(settings_or_env)
-    return pick_s3(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
-                       settings.s3_region, (settings.source_bucket, settings.temp_bucket),
-                       Path(data_dir), env)
+    return pick_s3(
+        settings.s3_endpoint,
+        settings.s3_access_key,
+        settings.s3_secret_key,
+        settings.s3_region,
+        (settings.source_bucket, settings.temp_bucket),
+        Path(data_dir),
+        env,
+    )
+
+
+def with_services(settings: Settings, rabbitmq: Service, s3: Service) -> Settings:
+    """``settings`` pointing at these providers (AMQP URL, S3 endpoint, keys, region)."""
+    creds = s3.describe()["credentials"]
+    return dataclasses.replace(
+        settings,
+        amqp_url=rabbitmq.url(),
+        s3_endpoint=s3.url(),
+        s3_access_key=creds["access_key"],
+        s3_secret_key=creds["secret_key"],
+        s3_region=creds.get("region") or settings.s3_region,
+    )
 
 
 def attach(description: Mapping[str, Any]) -> Service:

@@ -36,8 +36,14 @@ def docker_problem(image: str) -> str | None:
 class Container:
     """One container with fixed host port bindings, recreated from its id by ``attach``."""
 
-    def __init__(self, image: str, ports: dict[int, int], env: dict[str, str],
-                 command: list[str] | None = None, container_id: str = "") -> None:
+    def __init__(
+        self,
+        image: str,
+        ports: dict[int, int],
+        env: dict[str, str],
+        command: list[str] | None = None,
+        container_id: str = "",
+    ) -> None:
         self.image = image
         self.ports = ports  # container port -> host port
         self.env = env
@@ -54,7 +60,10 @@ class Container:
         if problem:
             raise ServiceUnavailable(problem)
         container = self._client().containers.run(
-            self.image, command=self.command, environment=self.env, detach=True,
+            self.image,
+            command=self.command,
+            environment=self.env,
+            detach=True,
             ports={f"{c}/tcp": ("127.0.0.1", h) for c, h in self.ports.items()},
             labels={"org.knative-lambda.harness": "service"},
         )

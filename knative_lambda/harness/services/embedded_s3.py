@@ -27,9 +27,14 @@ ACCESS_KEY, SECRET_KEY, REGION = "kl-access", "kl-secret", "us-east-1"
 
 
 def client(port: int) -> Any:
-    return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id=ACCESS_KEY,
-                        aws_secret_access_key=SECRET_KEY, region_name=REGION,
-                        config=Config(retries={"max_attempts": 1}))
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name=REGION,
+        config=Config(retries={"max_attempts": 1}),
+    )
 
 
 def dump(s3: Any, snapshot: Path) -> int:
@@ -45,8 +50,14 @@ def dump(s3: Any, snapshot: Path) -> int:
                 obj = s3.get_object(Bucket=name, Key=item["Key"])
                 file = f"{len(manifest['objects'])}.bin"
                 (objects_dir / file).write_bytes(obj["Body"].read())
-                manifest["objects"].append({"bucket": name, "key": item["Key"], "file": file,
-                                            "content_type": obj.get("ContentType", "")})
+                manifest["objects"].append(
+                    {
+                        "bucket": name,
+                        "key": item["Key"],
+                        "file": file,
+                        "content_type": obj.get("ContentType", ""),
+                    }
+                )
     tmp = snapshot / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest))
     tmp.replace(snapshot / "manifest.json")  # atomic: a half-written snapshot is never loaded
@@ -63,8 +74,12 @@ def load(s3: Any, snapshot: Path) -> int:
         s3.create_bucket(Bucket=name)
     for obj in manifest["objects"]:
         extra = {"ContentType": obj["content_type"]} if obj["content_type"] else {}
-        s3.put_object(Bucket=obj["bucket"], Key=obj["key"],
-                      Body=(snapshot / "objects" / obj["file"]).read_bytes(), **extra)
+        s3.put_object(
+            Bucket=obj["bucket"],
+            Key=obj["key"],
+            Body=(snapshot / "objects" / obj["file"]).read_bytes(),
+            **extra,
+        )
     return len(manifest["objects"])
 
 
@@ -72,8 +87,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--ready-file", type=Path, default=None,
-                        help="written once the snapshot is loaded and requests are served")
+    parser.add_argument(
+        "--ready-file",
+        type=Path,
+        default=None,
+        help="written once the snapshot is loaded and requests are served",
+    )
     args = parser.parse_args(argv)
 
     from moto.server import ThreadedMotoServer  # heavy import: only in the server process

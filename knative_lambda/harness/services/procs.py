@@ -20,7 +20,9 @@ from typing import Any
 import psutil
 
 
-def spawn(argv: list[str], *, env: dict[str, str], log_path: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: list[str], *, env: dict[str, str], log_path: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``argv`` detached: own session, stdin closed, output to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -49,7 +51,10 @@ def same_process(ident: dict[str, Any] | None) -> psutil.Process | None:
         return None
     try:
         proc = psutil.Process(int(ident["pid"]))
-        if ident.get("create_time") is not None and abs(proc.create_time() - ident["create_time"]) > 0.5:
+        if (
+            ident.get("create_time") is not None
+            and abs(proc.create_time() - ident["create_time"]) > 0.5
+        ):
             return None  # the pid was reused by someone else
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
@@ -71,7 +76,9 @@ def wait_gone(idents: list[dict[str, Any]], timeout: float) -> bool:
     return True
 
 
-def terminate(ident: dict[str, Any] | None, grace: float = 5.0, popen: subprocess.Popen[bytes] | None = None) -> None:
+def terminate(
+    ident: dict[str, Any] | None, grace: float = 5.0, popen: subprocess.Popen[bytes] | None = None
+) -> None:
     """SIGTERM the process group of ``ident`` (a session leader we spawned), then SIGKILL."""
     proc = same_process(ident)
     if proc is not None:

@@ -20,6 +20,7 @@ import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,13 +34,16 @@ from knative_lambda.harness.services.ports import HOST, free_ports, port_open, w
 
 IMAGE = os.environ.get("KL_RABBITMQ_IMAGE", "rabbitmq:3-management")
 USER = PASSWORD = "guest"  # guest may only log in from localhost, which is all we use
-INSTALL_HINT = ("install it with 'apt-get install -y rabbitmq-server' "
-                "(macOS: 'brew install rabbitmq') or set KL_AMQP_URL")
+INSTALL_HINT = (
+    "install it with 'apt-get install -y rabbitmq-server' "
+    "(macOS: 'brew install rabbitmq') or set KL_AMQP_URL"
+)
 # Where distributions put the server when sbin is not on a user's PATH.
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin", "/usr/lib/rabbitmq/bin")
 
 
 # --- decisions (pure) ---------------------------------------------------------
+
 
 def choose_rabbitmq(amqp_url: str, server: str | None, docker_problem: str | None) -> str:
     """Which provider kind to use: "external", "process" or "container".
@@ -53,7 +57,8 @@ def choose_rabbitmq(amqp_url: str, server: str | None, docker_problem: str | Non
     if docker_problem is None:
         return "container"
     raise ServiceUnavailable(
-        f"RabbitMQ unavailable: rabbitmq-server is not installed and {docker_problem}; {INSTALL_HINT}")
+        f"RabbitMQ unavailable: rabbitmq-server is not installed and {docker_problem}; {INSTALL_HINT}"
+    )
 
 
 def node_name(amqp_port: int) -> str:
@@ -88,7 +93,7 @@ def node_config(management_port: int) -> str:
     )
 
 
-def find_server(env: dict[str, str] | os._Environ[str]) -> str | None:
+def find_server(env: Mapping[str, str]) -> str | None:
     """Path of ``rabbitmq-server``: ``KL_RABBITMQ_SERVER``, else PATH, else the usual sbin dirs."""
     explicit = env.get("KL_RABBITMQ_SERVER")
     if explicit:
@@ -106,6 +111,7 @@ def script_dir(server: str) -> Path:
 
 
 # --- providers ----------------------------------------------------------------
+
 
 def _amqp_health(host: str, port: int) -> tuple[bool, str]:
     if port_open(port, host):
@@ -143,8 +149,15 @@ class ExternalRabbitMQ:
         return _amqp_health(self._host, self._port)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "url": self._url,
-                "credentials": {}, "pids": {}, "ports": {"amqp": self._port}, "dirs": {}}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "url": self._url,
+            "credentials": {},
+            "pids": {},
+            "ports": {"amqp": self._port},
+            "dirs": {},
+        }
 
     @classmethod
     def from_description(cls, d: dict[str, Any]) -> ExternalRabbitMQ:
@@ -157,13 +170,22 @@ class RabbitMQNode:
     name = "rabbitmq"
     kind = "process"
 
-    def __init__(self, base: Path, server: str, *, ports: dict[str, int] | None = None,
-                 start_timeout: float = 60.0, pids: dict[str, Any] | None = None,
-                 epmd_started: bool = False) -> None:
+    def __init__(
+        self,
+        base: Path,
+        server: str,
+        *,
+        ports: dict[str, int] | None = None,
+        start_timeout: float = 60.0,
+        pids: dict[str, Any] | None = None,
+        epmd_started: bool = False,
+    ) -> None:
         self.base = Path(base).absolute()
         self.server = server
         self.scripts = script_dir(server)
-        amqp, mgmt, dist = free_ports(3) if not ports else (ports["amqp"], ports["management"], ports["dist"])
+        amqp, mgmt, dist = (
+            free_ports(3) if not ports else (ports["amqp"], ports["management"], ports["dist"])
+        )
         self.ports = {"amqp": amqp, "management": mgmt, "dist": dist}
         self.node = node_name(amqp)
         self.start_timeout = start_timeout
@@ -197,8 +219,13 @@ class RabbitMQNode:
         (self.base / "rabbitmq-env.conf").touch()
 
     def _ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(self.scripts / "rabbitmqctl"), "-n", self.node, *args],
-                              env=self._env(), capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [str(self.scripts / "rabbitmqctl"), "-n", self.node, *args],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     # lifecycle
     def start(self) -> None:
@@ -208,17 +235,31 @@ class RabbitMQNode:
         if not self.pids:  # first start: remember whether epmd was ours to stop
             self.epmd_started = not _epmd_running()
         self.pid_file.unlink(missing_ok=True)
-        self._popen = procs.spawn([str(self.scripts / "rabbitmq-server")], env=self._env(),
-                                  log_path=self.log_file, cwd=self.base)
+        self._popen = procs.spawn(
+            [str(self.scripts / "rabbitmq-server")],
+            env=self._env(),
+            log_path=self.log_file,
+            cwd=self.base,
+        )
         self.pids = {"server": procs.identity(self._popen.pid)}
         self._wait_booted()
         self.pids["beam"] = procs.identity(int(self.pid_file.read_text().strip()))
 
     def _wait_booted(self) -> None:
         waiter = subprocess.Popen(
-            [str(self.scripts / "rabbitmqctl"), "-n", self.node, "wait", str(self.pid_file),
-             "--timeout", str(int(self.start_timeout))],
-            env=self._env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                str(self.scripts / "rabbitmqctl"),
+                "-n",
+                self.node,
+                "wait",
+                str(self.pid_file),
+                "--timeout",
+                str(int(self.start_timeout)),
+            ],
+            env=self._env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + self.start_timeout + 5
         try:
             while waiter.poll() is None:
@@ -237,8 +278,10 @@ class RabbitMQNode:
     def _failed(self, why: str) -> ServiceUnavailable:
         self._kill()
         tail = procs.log_tail(self.log_file)
-        return ServiceUnavailable(f"RabbitMQ node {self.node} did not start: {why}; "
-                                  f"see {self.log_file}" + (f" (last line: {tail})" if tail else ""))
+        return ServiceUnavailable(
+            f"RabbitMQ node {self.node} did not start: {why}; "
+            f"see {self.log_file}" + (f" (last line: {tail})" if tail else "")
+        )
 
     def _kill(self) -> None:
         procs.terminate(self.pids.get("server"), grace=5.0, popen=self._popen)
@@ -274,7 +317,8 @@ class RabbitMQNode:
         self.pids = {}
         if self.epmd_started:
             # `epmd -kill` refuses while any other node is still registered.
-            subprocess.run(["epmd", "-kill"], capture_output=True, timeout=10, check=False)
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                subprocess.run(["epmd", "-kill"], capture_output=True, timeout=10, check=False)
 
     def restart(self) -> None:
         """Stop and start on the same ports and data: durable queues survive."""
@@ -298,17 +342,28 @@ class RabbitMQNode:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": self.kind, "url": self.url(),
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.url(),
             "management_url": self.management_url(),
             "credentials": {"username": USER, "password": PASSWORD},
-            "pids": self.pids, "ports": self.ports, "dirs": {"base": str(self.base)},
-            "node": self.node, "server": self.server, "epmd_started": self.epmd_started,
+            "pids": dict(self.pids),
+            "ports": self.ports,
+            "dirs": {"base": str(self.base)},
+            "node": self.node,
+            "server": self.server,
+            "epmd_started": self.epmd_started,
         }
 
     @classmethod
     def from_description(cls, d: dict[str, Any]) -> RabbitMQNode:
-        return cls(Path(d["dirs"]["base"]), d["server"], ports=d["ports"], pids=d["pids"],
-                   epmd_started=d.get("epmd_started", False))
+        return cls(
+            Path(d["dirs"]["base"]),
+            d["server"],
+            ports=d["ports"],
+            pids=d["pids"],
+            epmd_started=d.get("epmd_started", False),
+        )
 
 
 def _epmd_running() -> bool:
@@ -324,8 +379,13 @@ class RabbitMQContainer:
     name = "rabbitmq"
     kind = "container"
 
-    def __init__(self, image: str = IMAGE, ports: dict[str, int] | None = None,
-                 container_id: str = "", start_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        image: str = IMAGE,
+        ports: dict[str, int] | None = None,
+        container_id: str = "",
+        start_timeout: float = 60.0,
+    ) -> None:
         amqp, mgmt = free_ports(2) if not ports else (ports["amqp"], ports["management"])
         self.ports = {"amqp": amqp, "management": mgmt}
         self.start_timeout = start_timeout
@@ -338,8 +398,10 @@ class RabbitMQContainer:
 
     def _wait(self) -> None:
         if not wait_until(lambda: self.health()[0], self.start_timeout, 0.5):
-            raise ServiceUnavailable(f"RabbitMQ container {self.container.container_id[:12]} "
-                                     f"not healthy after {self.start_timeout:.0f}s")
+            raise ServiceUnavailable(
+                f"RabbitMQ container {self.container.container_id[:12]} "
+                f"not healthy after {self.start_timeout:.0f}s"
+            )
 
     def stop(self) -> None:
         self.container.remove()
@@ -353,25 +415,38 @@ class RabbitMQContainer:
 
     def health(self) -> tuple[bool, str]:
         try:
-            r = httpx.get(f"http://{HOST}:{self.ports['management']}/api/overview",
-                          auth=(USER, PASSWORD), timeout=3)
+            r = httpx.get(
+                f"http://{HOST}:{self.ports['management']}/api/overview",
+                auth=(USER, PASSWORD),
+                timeout=3,
+            )
         except httpx.HTTPError as exc:
             return False, f"management API unreachable: {type(exc).__name__}"
         return r.status_code == 200, f"management API answered {r.status_code}"
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "url": self.url(),
-                "credentials": {"username": USER, "password": PASSWORD}, "pids": {},
-                "ports": self.ports, "dirs": {}, "image": self.container.image,
-                "container_id": self.container.container_id}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.url(),
+            "credentials": {"username": USER, "password": PASSWORD},
+            "pids": {},
+            "ports": self.ports,
+            "dirs": {},
+            "image": self.container.image,
+            "container_id": self.container.container_id,
+        }
 
     @classmethod
     def from_description(cls, d: dict[str, Any]) -> RabbitMQContainer:
         return cls(d["image"], d["ports"], d["container_id"])
 
 
-def pick_rabbitmq(amqp_url: str, data_dir: Path, env: dict[str, str] | os._Environ[str] | None = None,
-                     ) -> ExternalRabbitMQ | RabbitMQNode | RabbitMQContainer:
+def pick_rabbitmq(
+    amqp_url: str,
+    data_dir: Path,
+    env: Mapping[str, str] | None = None,
+) -> ExternalRabbitMQ | RabbitMQNode | RabbitMQContainer:
     """Pick and build (not start) the preferred RabbitMQ provider."""
     env = os.environ if env is None else env
     server = None if amqp_url else find_server(env)

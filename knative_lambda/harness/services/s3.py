@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,17 @@ def boto3_client(description: dict[str, Any]) -> Any:
     """A boto3 S3 client for a provider, from its ``describe()``."""
     creds = description["credentials"]
     return boto3.client(
-        "s3", endpoint_url=description["url"], aws_access_key_id=creds["access_key"],
-        aws_secret_access_key=creds["secret_key"], region_name=creds.get("region", REGION),
-        config=Config(retries={"max_attempts": 2}, connect_timeout=3, read_timeout=10,
-                      s3={"addressing_style": "path"}),
+        "s3",
+        endpoint_url=description["url"],
+        aws_access_key_id=creds["access_key"],
+        aws_secret_access_key=creds["secret_key"],
+        region_name=creds.get("region", REGION),
+        config=Config(
+            retries={"max_attempts": 2},
+            connect_timeout=3,
+            read_timeout=10,
+            s3={"addressing_style": "path"},
+        ),
     )
 
 
@@ -61,8 +68,15 @@ class _S3Base:
     name = "s3"
     kind = ""
 
-    def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str = REGION,
-                 buckets: Iterable[str] = DEFAULT_BUCKETS, start_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        region: str = REGION,
+        buckets: Iterable[str] = DEFAULT_BUCKETS,
+        start_timeout: float = 30.0,
+    ) -> None:
         self._endpoint = endpoint
         self.credentials = {"access_key": access_key, "secret_key": secret_key, "region": region}
         self.buckets = list(buckets)
@@ -100,13 +114,20 @@ class _S3Base:
                 return False
 
         if not wait_until(answers, self.start_timeout, 0.1):
-            raise ServiceUnavailable(f"S3 unavailable: {what} did not answer at {self._endpoint} "
-                                     f"within {self.start_timeout:.0f}s")
+            raise ServiceUnavailable(
+                f"S3 unavailable: {what} did not answer at {self._endpoint} "
+                f"within {self.start_timeout:.0f}s"
+            )
         self.ensure_buckets()
 
     def _base_description(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "url": self._endpoint,
-                "credentials": self.credentials, "buckets": self.buckets}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "url": self._endpoint,
+            "credentials": self.credentials,
+            "buckets": self.buckets,
+        }
 
 
 class ExternalS3(_S3Base):
@@ -129,17 +150,28 @@ class ExternalS3(_S3Base):
     @classmethod
     def from_description(cls, d: dict[str, Any]) -> ExternalS3:
         c = d["credentials"]
-        return cls(d["url"], c["access_key"], c["secret_key"], c.get("region", REGION), d["buckets"])
+        return cls(
+            d["url"], c["access_key"], c["secret_key"], c.get("region", REGION), d["buckets"]
+        )
 
 
 class _S3Process(_S3Base):
     """An S3 server process of ours (minio or embedded moto), data under ``base``."""
 
-    def __init__(self, base: Path, *, port: int = 0, pids: dict[str, Any] | None = None,
-                 buckets: Iterable[str] = DEFAULT_BUCKETS, start_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base: Path,
+        *,
+        port: int = 0,
+        pids: dict[str, Any] | None = None,
+        buckets: Iterable[str] = DEFAULT_BUCKETS,
+        start_timeout: float = 30.0,
+    ) -> None:
         self.base = Path(base).absolute()
         self.port = port or free_ports(1)[0]
-        super().__init__(f"http://{HOST}:{self.port}", ACCESS_KEY, SECRET_KEY, REGION, buckets, start_timeout)
+        super().__init__(
+            f"http://{HOST}:{self.port}", ACCESS_KEY, SECRET_KEY, REGION, buckets, start_timeout
+        )
         self.pids: dict[str, Any] = pids or {}
         self._popen: subprocess.Popen[bytes] | None = None
 
@@ -171,9 +203,13 @@ class _S3Process(_S3Base):
         if self._server() is not None:
             return
         if port_open(self.port):
-            raise ServiceUnavailable(f"S3 unavailable: port {self.port} is already taken by another process")
+            raise ServiceUnavailable(
+                f"S3 unavailable: port {self.port} is already taken by another process"
+            )
         self.base.mkdir(parents=True, exist_ok=True)
-        self._popen = procs.spawn(self._argv(), env=self._env(), log_path=self.log_file, cwd=self.base)
+        self._popen = procs.spawn(
+            self._argv(), env=self._env(), log_path=self.log_file, cwd=self.base
+        )
         self.pids = {"server": procs.identity(self._popen.pid)}
         self.pid_file.write_text(json.dumps(self.pids["server"]))
         try:
@@ -181,7 +217,9 @@ class _S3Process(_S3Base):
         except ServiceUnavailable as exc:
             self.stop()
             tail = procs.log_tail(self.log_file)
-            raise ServiceUnavailable(f"{exc}; see {self.log_file}" + (f" (last line: {tail})" if tail else "")) from None
+            raise ServiceUnavailable(
+                f"{exc}; see {self.log_file}" + (f" (last line: {tail})" if tail else "")
+            ) from None
 
     def _wait_started(self) -> None:
         self._wait_ready(self.kind)
@@ -197,12 +235,18 @@ class _S3Process(_S3Base):
         self.start()
 
     def describe(self) -> dict[str, Any]:
-        return {**self._base_description(), "pids": self.pids, "ports": {"s3": self.port},
-                "dirs": {"base": str(self.base)}}
+        return {
+            **self._base_description(),
+            "pids": dict(self.pids),
+            "ports": {"s3": self.port},
+            "dirs": {"base": str(self.base)},
+        }
 
     @classmethod
     def from_description(cls, d: dict[str, Any]) -> _S3Process:
-        return cls(Path(d["dirs"]["base"]), port=d["ports"]["s3"], pids=d["pids"], buckets=d["buckets"])
+        return cls(
+            Path(d["dirs"]["base"]), port=d["ports"]["s3"], pids=d["pids"], buckets=d["buckets"]
+        )
 
 
 class EmbeddedS3(_S3Process):
@@ -216,20 +260,32 @@ class EmbeddedS3(_S3Process):
 
     def _argv(self) -> list[str]:
         self.ready_file.unlink(missing_ok=True)
-        return [sys.executable, "-m", "knative_lambda.harness.services.embedded_s3",
-                "--port", str(self.port), "--data-dir", str(self.base),
-                "--ready-file", str(self.ready_file)]
+        return [
+            sys.executable,
+            "-m",
+            "knative_lambda.harness.services.embedded_s3",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.base),
+            "--ready-file",
+            str(self.ready_file),
+        ]
 
     def _wait_started(self) -> None:
         # The port opens before the snapshot is loaded: wait for the ready file.
         def ready() -> bool:
             if self._popen is not None and self._popen.poll() is not None:
-                raise ServiceUnavailable("S3 unavailable: the embedded S3 server exited during startup")
+                raise ServiceUnavailable(
+                    "S3 unavailable: the embedded S3 server exited during startup"
+                )
             return self.ready_file.exists()
 
         if not wait_until(ready, self.start_timeout, 0.05):
-            raise ServiceUnavailable(f"S3 unavailable: the embedded S3 server was not ready "
-                                     f"within {self.start_timeout:.0f}s")
+            raise ServiceUnavailable(
+                f"S3 unavailable: the embedded S3 server was not ready "
+                f"within {self.start_timeout:.0f}s"
+            )
         self._wait_ready("embedded S3")
 
 
@@ -243,8 +299,16 @@ class MinioProcess(_S3Process):
         self.minio = minio
 
     def _argv(self) -> list[str]:
-        return [self.minio, "server", str(self.base / "data"), "--address", f"{HOST}:{self.port}",
-                "--console-address", f"{HOST}:{free_ports(1)[0]}", "--quiet"]
+        return [
+            self.minio,
+            "server",
+            str(self.base / "data"),
+            "--address",
+            f"{HOST}:{self.port}",
+            "--console-address",
+            f"{HOST}:{free_ports(1)[0]}",
+            "--quiet",
+        ]
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "MINIO_ROOT_USER": ACCESS_KEY, "MINIO_ROOT_PASSWORD": SECRET_KEY}
@@ -254,8 +318,13 @@ class MinioProcess(_S3Process):
 
     @classmethod
     def from_description(cls, d: dict[str, Any]) -> MinioProcess:
-        return cls(Path(d["dirs"]["base"]), d.get("minio", "minio"), port=d["ports"]["s3"],
-                   pids=d["pids"], buckets=d["buckets"])
+        return cls(
+            Path(d["dirs"]["base"]),
+            d.get("minio", "minio"),
+            port=d["ports"]["s3"],
+            pids=d["pids"],
+            buckets=d["buckets"],
+        )
 
 
 class MinioContainer(_S3Base):
@@ -263,13 +332,24 @@ class MinioContainer(_S3Base):
 
     kind = "container"
 
-    def __init__(self, image: str = MINIO_IMAGE, port: int = 0, container_id: str = "",
-                 buckets: Iterable[str] = DEFAULT_BUCKETS) -> None:
+    def __init__(
+        self,
+        image: str = MINIO_IMAGE,
+        port: int = 0,
+        container_id: str = "",
+        buckets: Iterable[str] = DEFAULT_BUCKETS,
+    ) -> None:
         self.port = port or free_ports(1)[0]
-        super().__init__(f"http://{HOST}:{self.port}", ACCESS_KEY, SECRET_KEY, REGION, buckets, 60.0)
+        super().__init__(
+            f"http://{HOST}:{self.port}", ACCESS_KEY, SECRET_KEY, REGION, buckets, 60.0
+        )
         self.container = Container(
-            image, {9000: self.port}, {"MINIO_ROOT_USER": ACCESS_KEY, "MINIO_ROOT_PASSWORD": SECRET_KEY},
-            command=["server", "/data"], container_id=container_id)
+            image,
+            {9000: self.port},
+            {"MINIO_ROOT_USER": ACCESS_KEY, "MINIO_ROOT_PASSWORD": SECRET_KEY},
+            command=["server", "/data"],
+            container_id=container_id,
+        )
 
     def start(self) -> None:
         if not self.container.container_id:
@@ -284,16 +364,29 @@ class MinioContainer(_S3Base):
         self._wait_ready("MinIO container")
 
     def describe(self) -> dict[str, Any]:
-        return {**self._base_description(), "pids": {}, "ports": {"s3": self.port}, "dirs": {},
-                "image": self.container.image, "container_id": self.container.container_id}
+        return {
+            **self._base_description(),
+            "pids": {},
+            "ports": {"s3": self.port},
+            "dirs": {},
+            "image": self.container.image,
+            "container_id": self.container.container_id,
+        }
 
     @classmethod
     def from_description(cls, d: dict[str, Any]) -> MinioContainer:
         return cls(d["image"], d["ports"]["s3"], d["container_id"], d["buckets"])
 
 
-def pick_s3(endpoint: str, access_key: str, secret_key: str, region: str, buckets: Iterable[str],
-               data_dir: Path, env: dict[str, str] | os._Environ[str] | None = None) -> _S3Base:
+def pick_s3(
+    endpoint: str,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    buckets: Iterable[str],
+    data_dir: Path,
+    env: Mapping[str, str] | None = None,
+) -> _S3Base:
     """Pick and build (not start) the preferred S3 provider."""
     env = os.environ if env is None else env
     minio = None if endpoint else shutil.which("minio", path=env.get("PATH", ""))
@@ -301,7 +394,9 @@ def pick_s3(endpoint: str, access_key: str, secret_key: str, region: str, bucket
     kind = choose_s3(endpoint, minio, problem)
     if kind == "external":
         if not (access_key and secret_key):
-            raise ConfigError("KL_S3_ENDPOINT is set but KL_S3_ACCESS_KEY / KL_S3_SECRET_KEY are empty; set both")
+            raise ConfigError(
+                "KL_S3_ENDPOINT is set but KL_S3_ACCESS_KEY / KL_S3_SECRET_KEY are empty; set both"
+            )
         return ExternalS3(endpoint, access_key, secret_key, region or REGION, buckets)
     if kind == "process":
         return MinioProcess(Path(data_dir) / "minio", minio or "minio", buckets=buckets)

@@ -169,7 +169,8 @@ def kind_cluster_config(options: KindOptions) -> dict[str, Any]:
                 "role": "control-plane",
                 "image": versions.KIND_NODE_IMAGE,
                 "extraPortMappings": [
-                    {"containerPort": c, "hostPort": h, "listenAddress": "127.0.0.1"} for c, h in ports
+                    {"containerPort": c, "hostPort": h, "listenAddress": "127.0.0.1"}
+                    for c, h in ports
                 ],
             }
         ],
@@ -184,7 +185,10 @@ def local_registry_hosting(options: KindOptions) -> dict[str, Any]:
         "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"},
         "data": {
             "localRegistryHosting.v1": yaml.safe_dump(
-                {"host": f"localhost:{options.registry_host_port}", "help": "https://kind.sigs.k8s.io/docs/user/local-registry/"}
+                {
+                    "host": f"localhost:{options.registry_host_port}",
+                    "help": "https://kind.sigs.k8s.io/docs/user/local-registry/",
+                }
             )
         },
     }
@@ -198,14 +202,23 @@ def rabbitmq_cluster() -> dict[str, Any]:
         "spec": {
             "replicas": 1,
             "image": versions.RABBITMQ_IMAGE,
-            "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+            "resources": {
+                "requests": {"cpu": "250m", "memory": "512Mi"},
+                "limits": {"memory": "1Gi"},
+            },
             "persistence": {"storage": "2Gi"},
         },
     }
 
 
 def _secret(name: str, ns: str, data: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(name, ns), "type": "Opaque", "stringData": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(name, ns),
+        "type": "Opaque",
+        "stringData": data,
+    }
 
 
 def _deployment(
@@ -232,9 +245,19 @@ def _deployment(
 
 
 def _service(
-    name: str, ns: str, selector: dict[str, str], port: int, target: int, node_port: int | None = None
+    name: str,
+    ns: str,
+    selector: dict[str, str],
+    port: int,
+    target: int,
+    node_port: int | None = None,
 ) -> dict[str, Any]:
-    port_spec: dict[str, Any] = {"name": "http", "port": port, "targetPort": target, "protocol": "TCP"}
+    port_spec: dict[str, Any] = {
+        "name": "http",
+        "port": port,
+        "targetPort": target,
+        "protocol": "TCP",
+    }
     spec: dict[str, Any] = {"selector": dict(selector), "ports": [port_spec]}
     if node_port is not None:
         spec["type"] = "NodePort"
@@ -334,15 +357,36 @@ def platform_manifests(options: KindOptions) -> list[dict[str, Any]]:
     secret_keys = ("KL_S3_ACCESS_KEY", "KL_S3_SECRET_KEY", "KL_TOKEN")
     config = {k: v for k, v in env.items() if k not in secret_keys}
     rules = [
-        {"apiGroups": ["serving.knative.dev"], "resources": ["services", "revisions", "routes", "configurations"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
-        {"apiGroups": ["eventing.knative.dev"], "resources": ["triggers", "brokers"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
-        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create", "delete"]},
-        {"apiGroups": [""], "resources": ["pods", "pods/log", "events"], "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": ["serving.knative.dev"],
+            "resources": ["services", "revisions", "routes", "configurations"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        },
+        {
+            "apiGroups": ["eventing.knative.dev"],
+            "resources": ["triggers", "brokers"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        },
+        {
+            "apiGroups": ["batch"],
+            "resources": ["jobs"],
+            "verbs": ["get", "list", "watch", "create", "delete"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["pods", "pods/log", "events"],
+            "verbs": ["get", "list", "watch"],
+        },
     ]
     out: list[dict[str, Any]] = [
         namespace(PLATFORM_NS),
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(sa, PLATFORM_NS)},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": _meta(sa), "rules": rules},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": _meta(sa),
+            "rules": rules,
+        },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRoleBinding",
@@ -350,7 +394,12 @@ def platform_manifests(options: KindOptions) -> list[dict[str, Any]]:
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": sa},
             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": PLATFORM_NS}],
         },
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("kl-settings", PLATFORM_NS), "data": config},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta("kl-settings", PLATFORM_NS),
+            "data": config,
+        },
         _secret("kl-secrets", PLATFORM_NS, {k: env[k] for k in secret_keys}),
         # Kaniko build Jobs run beside the functions and read the context from MinIO.
         _secret(
@@ -371,7 +420,10 @@ def platform_manifests(options: KindOptions) -> list[dict[str, Any]]:
             "image": options.platform_image,
             "imagePullPolicy": "IfNotPresent",  # loaded with `kind load docker-image`
             "command": ["python", "-m", f"knative_lambda.platform.{module}"],
-            "envFrom": [{"configMapRef": {"name": "kl-settings"}}, {"secretRef": {"name": "kl-secrets"}}],
+            "envFrom": [
+                {"configMapRef": {"name": "kl-settings"}},
+                {"secretRef": {"name": "kl-secrets"}},
+            ],
             "env": component_env[component],
             "ports": [{"containerPort": 8080, "name": "http"}],
             "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
@@ -386,15 +438,24 @@ def platform_triggers(options: KindOptions) -> list[dict[str, Any]]:
     """Builder and deployer triggers; URI subscribers since they live in another namespace."""
     common = {"namespace": options.namespace, "prefix": options.event_prefix}
     return [
-        *kn.builder_triggers(kn.uri_subscriber(f"http://kl-builder.{PLATFORM_NS}.svc.cluster.local/"), **common),
-        *kn.deployer_triggers(kn.uri_subscriber(f"http://kl-deployer.{PLATFORM_NS}.svc.cluster.local/"), **common),
+        *kn.builder_triggers(
+            kn.uri_subscriber(f"http://kl-builder.{PLATFORM_NS}.svc.cluster.local/"), **common
+        ),
+        *kn.deployer_triggers(
+            kn.uri_subscriber(f"http://kl-deployer.{PLATFORM_NS}.svc.cluster.local/"), **common
+        ),
     ]
 
 
 def broker_ingress_service(options: KindOptions) -> dict[str, Any]:
     """A NodePort onto the RabbitMQ broker's ingress pods, so the host can publish events."""
-    selector = {"eventing.knative.dev/broker": "default", "eventing.knative.dev/brokerRole": "ingress"}
-    return _service("kl-broker-ingress", options.namespace, selector, 80, 8080, node_port=INGRESS_NODE_PORT)
+    selector = {
+        "eventing.knative.dev/broker": "default",
+        "eventing.knative.dev/brokerRole": "ingress",
+    }
+    return _service(
+        "kl-broker-ingress", options.namespace, selector, 80, 8080, node_port=INGRESS_NODE_PORT
+    )
 
 
 # --- the plan --------------------------------------------------------------------------
@@ -419,7 +480,15 @@ def _wait_deployments(phase: str, ns: str, timeout: str) -> Step:
         phase,
         f"wait for every deployment in {ns} to be available",
         "wait",
-        _kubectl("wait", "--for=condition=Available", "deployment", "--all", "-n", ns, f"--timeout={timeout}"),
+        _kubectl(
+            "wait",
+            "--for=condition=Available",
+            "deployment",
+            "--all",
+            "-n",
+            ns,
+            f"--timeout={timeout}",
+        ),
     )
 
 
@@ -428,14 +497,21 @@ def _wait_crds(phase: str, crds: list[str], timeout: str) -> Step:
         phase,
         "wait for the CRDs to be established",
         "wait",
-        _kubectl("wait", "--for=condition=Established", *[f"crd/{c}" for c in crds], f"--timeout={timeout}"),
+        _kubectl(
+            "wait",
+            "--for=condition=Established",
+            *[f"crd/{c}" for c in crds],
+            f"--timeout={timeout}",
+        ),
     )
 
 
 def _apply(phase: str, manifest: dict[str, Any]) -> Step:
     meta = manifest["metadata"]
     where = f" in {meta['namespace']}" if meta.get("namespace") else ""
-    return Step(phase, f"apply {manifest['kind']}/{meta['name']}{where}", "apply", manifest=manifest)
+    return Step(
+        phase, f"apply {manifest['kind']}/{meta['name']}{where}", "apply", manifest=manifest
+    )
 
 
 def plan(options: KindOptions | None = None) -> list[Step]:
@@ -444,34 +520,77 @@ def plan(options: KindOptions | None = None) -> list[Step]:
     t = o.wait_timeout
     cluster_config = to_yaml(kind_cluster_config(o))
     steps: list[Step] = [
-        Step("preflight", "check that Docker is reachable", "run", ("docker", "info", "--format", "{{.ServerVersion}}")),
+        Step(
+            "preflight",
+            "check that Docker is reachable",
+            "run",
+            ("docker", "info", "--format", "{{.ServerVersion}}"),
+        ),
         Step(
             "registry",
             "start the local image registry",
             "run",
-            ("docker", "run", "-d", "--restart=always", "-p", f"127.0.0.1:{o.registry_host_port}:5000",
-             "--network", "bridge", "--name", REGISTRY_NAME, versions.REGISTRY_IMAGE),
+            (
+                "docker",
+                "run",
+                "-d",
+                "--restart=always",
+                "-p",
+                f"127.0.0.1:{o.registry_host_port}:5000",
+                "--network",
+                "bridge",
+                "--name",
+                REGISTRY_NAME,
+                versions.REGISTRY_IMAGE,
+            ),
             skip_if=("docker", "inspect", REGISTRY_NAME),
         ),
-        Step("cluster", "write the kind cluster config", "write-file", (str(o.kind_config_path),), content=cluster_config),
+        Step(
+            "cluster",
+            "write the kind cluster config",
+            "write-file",
+            (str(o.kind_config_path),),
+            content=cluster_config,
+        ),
         Step(
             "cluster",
             f"create kind cluster {o.cluster_name}",
             "create-cluster",
-            ("kind", "create", "cluster", f"--name={o.cluster_name}", f"--image={versions.KIND_NODE_IMAGE}",
-             f"--kubeconfig={o.kubeconfig}", "--config", str(o.kind_config_path)),
+            (
+                "kind",
+                "create",
+                "cluster",
+                f"--name={o.cluster_name}",
+                f"--image={versions.KIND_NODE_IMAGE}",
+                f"--kubeconfig={o.kubeconfig}",
+                "--config",
+                str(o.kind_config_path),
+            ),
         ),
         Step(
             "cluster",
             "connect the registry to the kind network",
             "run",
             ("docker", "network", "connect", "kind", REGISTRY_NAME),
-            skip_if=("sh", "-c", f"docker inspect -f '{{{{json .NetworkSettings.Networks.kind}}}}' {REGISTRY_NAME} | grep -qv null"),
+            skip_if=(
+                "sh",
+                "-c",
+                f"docker inspect -f '{{{{json .NetworkSettings.Networks.kind}}}}' {REGISTRY_NAME} | grep -qv null",
+            ),
         ),
         _apply("cluster", local_registry_hosting(o)),
-        Step("cluster", "wait for the node to be ready", "wait", _kubectl("wait", "--for=condition=Ready", "node", "--all", f"--timeout={t}")),
+        Step(
+            "cluster",
+            "wait for the node to be ready",
+            "wait",
+            _kubectl("wait", "--for=condition=Ready", "node", "--all", f"--timeout={t}"),
+        ),
         # cert-manager: the RabbitMQ topology operator's webhooks need certificates.
-        _apply_url("cert-manager", versions.CERT_MANAGER_RELEASE, {"cert-manager.io/v1 Certificate", "cert-manager.io/v1 Issuer"}),
+        _apply_url(
+            "cert-manager",
+            versions.CERT_MANAGER_RELEASE,
+            {"cert-manager.io/v1 Certificate", "cert-manager.io/v1 Issuer"},
+        ),
         _wait_deployments("cert-manager", "cert-manager", t),
         # Knative Serving + Kourier
         _apply_url("serving", versions.SERVING_CRDS, {kind_name(kn.SERVING_API, "Service")}),
@@ -482,38 +601,76 @@ def plan(options: KindOptions | None = None) -> list[Step]:
             "serving",
             "use Kourier as the ingress",
             "run",
-            _kubectl("patch", "configmap/config-network", "-n", "knative-serving", "--type", "merge",
-                     "-p", '{"data":{"ingress-class":"kourier.ingress.networking.knative.dev"}}'),
+            _kubectl(
+                "patch",
+                "configmap/config-network",
+                "-n",
+                "knative-serving",
+                "--type",
+                "merge",
+                "-p",
+                '{"data":{"ingress-class":"kourier.ingress.networking.knative.dev"}}',
+            ),
         ),
         Step(
             "serving",
             "route *.127.0.0.1.sslip.io to functions",
             "run",
-            _kubectl("patch", "configmap/config-domain", "-n", "knative-serving", "--type", "merge",
-                     "-p", '{"data":{"127.0.0.1.sslip.io":""}}'),
+            _kubectl(
+                "patch",
+                "configmap/config-domain",
+                "-n",
+                "knative-serving",
+                "--type",
+                "merge",
+                "-p",
+                '{"data":{"127.0.0.1.sslip.io":""}}',
+            ),
         ),
         Step(
             "serving",
             f"expose Kourier on host port {KOURIER_HOST_PORT}",
             "run",
-            _kubectl("patch", "service/kourier", "-n", "kourier-system", "--type", "merge", "-p",
-                     '{"spec":{"type":"NodePort","ports":[{"name":"http2","port":80,"protocol":"TCP",'
-                     f'"targetPort":8080,"nodePort":{KOURIER_NODE_PORT}}}]}}}}'),
+            _kubectl(
+                "patch",
+                "service/kourier",
+                "-n",
+                "kourier-system",
+                "--type",
+                "merge",
+                "-p",
+                '{"spec":{"type":"NodePort","ports":[{"name":"http2","port":80,"protocol":"TCP",'
+                f'"targetPort":8080,"nodePort":{KOURIER_NODE_PORT}}}]}}}}',
+            ),
         ),
-        _apply("serving", kn.autoscaler_config_map(scale_to_zero_grace_period=o.scale_to_zero_grace)),
+        _apply(
+            "serving", kn.autoscaler_config_map(scale_to_zero_grace_period=o.scale_to_zero_grace)
+        ),
         _wait_deployments("serving", "knative-serving", t),
         _wait_deployments("serving", "kourier-system", t),
         # Knative Eventing
-        _apply_url("eventing", versions.EVENTING_CRDS, {kind_name(kn.EVENTING_API, "Broker"), kind_name(kn.EVENTING_API, "Trigger")}),
-        _wait_crds("eventing", ["brokers.eventing.knative.dev", "triggers.eventing.knative.dev"], t),
+        _apply_url(
+            "eventing",
+            versions.EVENTING_CRDS,
+            {kind_name(kn.EVENTING_API, "Broker"), kind_name(kn.EVENTING_API, "Trigger")},
+        ),
+        _wait_crds(
+            "eventing", ["brokers.eventing.knative.dev", "triggers.eventing.knative.dev"], t
+        ),
         _apply_url("eventing", versions.EVENTING_CORE),
         _wait_deployments("eventing", "knative-eventing", t),
         # RabbitMQ operators and the RabbitMQ broker
-        _apply_url("rabbitmq", versions.RABBITMQ_OPERATOR, {"rabbitmq.com/v1beta1 RabbitmqCluster"}),
+        _apply_url(
+            "rabbitmq", versions.RABBITMQ_OPERATOR, {"rabbitmq.com/v1beta1 RabbitmqCluster"}
+        ),
         _wait_deployments("rabbitmq", "rabbitmq-system", t),
         _apply_url("rabbitmq", versions.RABBITMQ_TOPOLOGY),
         _wait_deployments("rabbitmq", "rabbitmq-system", t),
-        _apply_url("rabbitmq", versions.RABBITMQ_BROKER, {kind_name(kn.RABBITMQ_BROKER_CONFIG_API, "RabbitmqBrokerConfig")}),
+        _apply_url(
+            "rabbitmq",
+            versions.RABBITMQ_BROKER,
+            {kind_name(kn.RABBITMQ_BROKER_CONFIG_API, "RabbitmqBrokerConfig")},
+        ),
         _wait_crds("rabbitmq", ["rabbitmqbrokerconfigs.eventing.knative.dev"], t),
         _wait_deployments("rabbitmq", "knative-eventing", t),
         _apply("rabbitmq", namespace(RABBITMQ_NS)),
@@ -522,26 +679,74 @@ def plan(options: KindOptions | None = None) -> list[Step]:
             "rabbitmq",
             "wait for the RabbitMQ cluster",
             "wait",
-            _kubectl("wait", "--for=condition=AllReplicasReady", f"rabbitmqcluster/{RABBITMQ_CLUSTER}",
-                     "-n", RABBITMQ_NS, f"--timeout={t}"),
+            _kubectl(
+                "wait",
+                "--for=condition=AllReplicasReady",
+                f"rabbitmqcluster/{RABBITMQ_CLUSTER}",
+                "-n",
+                RABBITMQ_NS,
+                f"--timeout={t}",
+            ),
         ),
         # MinIO
         *[_apply("minio", m) for m in minio_manifests(o)],
         _wait_deployments("minio", MINIO_NS, t),
-        Step("minio", "wait for the buckets", "wait",
-             _kubectl("wait", "--for=condition=Complete", "job/minio-buckets", "-n", MINIO_NS, f"--timeout={t}")),
+        Step(
+            "minio",
+            "wait for the buckets",
+            "wait",
+            _kubectl(
+                "wait",
+                "--for=condition=Complete",
+                "job/minio-buckets",
+                "-n",
+                MINIO_NS,
+                f"--timeout={t}",
+            ),
+        ),
         # Broker
-        _apply("broker", kn.rabbitmq_broker_config(RABBITMQ_CLUSTER, RABBITMQ_NS, namespace=o.namespace)),
+        _apply(
+            "broker",
+            kn.rabbitmq_broker_config(RABBITMQ_CLUSTER, RABBITMQ_NS, namespace=o.namespace),
+        ),
         _apply("broker", kn.broker(namespace=o.namespace)),
-        Step("broker", "wait for the broker", "wait",
-             _kubectl("wait", "--for=condition=Ready", "broker/default", "-n", o.namespace, f"--timeout={t}")),
+        Step(
+            "broker",
+            "wait for the broker",
+            "wait",
+            _kubectl(
+                "wait",
+                "--for=condition=Ready",
+                "broker/default",
+                "-n",
+                o.namespace,
+                f"--timeout={t}",
+            ),
+        ),
         _apply("broker", broker_ingress_service(o)),
         # The reference platform
-        Step("platform", "build the platform image", "build-image",
-             ("docker", "build", "-f", str(o.repo_root / "deploy" / "Dockerfile"), "-t", o.platform_image,
-              "--build-arg", f"PYTHON_IMAGE={versions.PLATFORM_PYTHON_IMAGE}", str(o.repo_root))),
-        Step("platform", "load the platform image into kind", "load-image",
-             ("kind", "load", "docker-image", o.platform_image, "--name", o.cluster_name)),
+        Step(
+            "platform",
+            "build the platform image",
+            "build-image",
+            (
+                "docker",
+                "build",
+                "-f",
+                str(o.repo_root / "deploy" / "Dockerfile"),
+                "-t",
+                o.platform_image,
+                "--build-arg",
+                f"PYTHON_IMAGE={versions.PLATFORM_PYTHON_IMAGE}",
+                str(o.repo_root),
+            ),
+        ),
+        Step(
+            "platform",
+            "load the platform image into kind",
+            "load-image",
+            ("kind", "load", "docker-image", o.platform_image, "--name", o.cluster_name),
+        ),
         *[_apply("platform", m) for m in platform_manifests(o)],
         *[_apply("platform", m) for m in platform_triggers(o)],
         _wait_deployments("platform", PLATFORM_NS, t),
@@ -565,7 +770,9 @@ def dry_run(options: KindOptions | None = None) -> str:
         out.append("---")
         out.append(f"# [{i}/{len(steps)}] {step.phase}: {step.what}")
         if step.skip_if:
-            out.append(f"# (skipped when this succeeds: {' '.join(_quote(a) for a in step.skip_if)})")
+            out.append(
+                f"# (skipped when this succeeds: {' '.join(_quote(a) for a in step.skip_if)})"
+            )
         out.append(f"# $ {step.command(o)}")
         if step.manifest is not None:
             out.append(to_yaml(step.manifest).rstrip())
@@ -583,22 +790,43 @@ def _echo(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _cluster(o: KindOptions):
-    """pytest-kind's KindCluster, with kind/kubectl pinned before its module reads them."""
-    os.environ.setdefault("KIND_VERSION", versions.KIND)
-    os.environ.setdefault("KUBECTL_VERSION", versions.KUBECTL)
+def download_urls(system: str, machine: str) -> dict[str, str]:
+    """kind and kubectl downloads for this machine, at the pinned versions.
+
+    pytest-kind reads its versions once, when pytest loads it as a plugin, and
+    assumes amd64; these URLs (passed through its ``*_DOWNLOAD_URL`` variables)
+    pin the versions and pick arm64 where needed.
+    """
+    arch = "arm64" if machine.lower() in ("arm64", "aarch64") else "amd64"
+    system = system.lower()
+    return {
+        "KIND_DOWNLOAD_URL": f"https://github.com/kubernetes-sigs/kind/releases/download/{versions.KIND}/kind-{system}-{arch}",
+        "KUBECTL_DOWNLOAD_URL": f"https://dl.k8s.io/release/{versions.KUBECTL}/bin/{system}/{arch}/kubectl",
+    }
+
+
+def _cluster(o: KindOptions) -> Any:
+    """pytest-kind's KindCluster, keeping its binaries and kubeconfig in the workdir."""
+    import platform
+
     from pytest_kind.cluster import KindCluster
 
-    o.workdir.mkdir(parents=True, exist_ok=True)
+    workdir = o.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    for key, url in download_urls(platform.system(), platform.machine()).items():
+        os.environ.setdefault(key, url)
     cwd = Path.cwd()
-    try:  # KindCluster keeps its downloads under ./.pytest-kind: put them in the workdir
-        os.chdir(o.workdir)
-        cluster = KindCluster(o.cluster_name, kubeconfig=o.kubeconfig.resolve())
+    try:  # KindCluster creates ./.pytest-kind/<name>: make that the workdir's
+        os.chdir(workdir)
+        cluster = KindCluster(
+            o.cluster_name,
+            kubeconfig=workdir / "kubeconfig",
+            kind_path=workdir / f"kind-{versions.KIND}",
+            kubectl_path=workdir / f"kubectl-{versions.KUBECTL}",
+        )
     finally:
         os.chdir(cwd)
-    cluster.path = (o.workdir / cluster.path).resolve()
-    cluster.kind_path = (o.workdir / cluster.kind_path).resolve()
-    cluster.kubectl_path = (o.workdir / cluster.kubectl_path).resolve()
+    cluster.path = workdir / cluster.path
     return cluster
 
 
@@ -626,31 +854,87 @@ def execute(step: Step, cluster: Any, o: KindOptions) -> None:
         else:
             result = _run(step.argv)
             if result.returncode != 0:
-                raise PlatformError(f"{step.what}: {(result.stderr or result.stdout).strip()[-500:]}")
+                raise PlatformError(
+                    f"{step.what}: {(result.stderr or result.stdout).strip()[-500:]}"
+                )
     except subprocess.CalledProcessError as e:
         output = (e.output or "").strip()[-500:] if isinstance(e.output, str) else ""
         raise PlatformError(f"{step.what} failed (exit {e.returncode}): {output}") from None
     except FileNotFoundError as e:
-        raise ServiceUnavailable(f"{step.what}: {e.filename} not found; install it and retry") from None
+        raise ServiceUnavailable(
+            f"{step.what}: {e.filename} not found; install it and retry"
+        ) from None
 
 
-def up(options: KindOptions | None = None, progress: Progress = _echo) -> Settings:
-    """Bring the stack up; returns the host-side Settings for the state file."""
+def state_record(options: KindOptions, phase: str = "ready") -> Any:
+    """The state file's content for a kind stack (``load_target('kind')`` reads it)."""
+    from knative_lambda.harness import state as statefile
+
+    settings = statefile.settings_to_dict(host_settings(options))
+    settings.update(
+        kube_context=f"kind-{options.cluster_name}",
+        kubeconfig=str(options.kubeconfig.resolve()),
+        kind_cluster=options.cluster_name,
+        kind_workdir=str(options.workdir.resolve()),
+    )
+    return statefile.State(target="kind", settings=settings, components={"kind": {"phase": phase}})
+
+
+def up(
+    options: KindOptions | None = None,
+    progress: Progress = _echo,
+    *,
+    state_path: Path | str | None = None,
+) -> Settings:
+    """Bring the stack up, recording it in the state file; returns the host-side Settings.
+
+    The state is written before the first step too, so ``kl down`` can delete a
+    cluster whose bring-up failed half-way.
+    """
+    from knative_lambda.harness import state as statefile
+
     o = options or KindOptions()
     if _run(("docker", "info")).returncode != 0:
-        raise ServiceUnavailable("the kind target needs a running Docker engine (docker info failed)")
+        raise ServiceUnavailable(
+            "the kind target needs a running Docker engine (docker info failed)"
+        )
     steps = plan(o)
     cluster = _cluster(o)
+    statefile.save(state_record(o, "starting"), state_path)
     start = time.monotonic()
     for i, step in enumerate(steps, 1):
         progress(f"[{i}/{len(steps)}] {step.phase}: {step.what} (+{time.monotonic() - start:.0f}s)")
         execute(step, cluster, o)
+    statefile.save(state_record(o), state_path)
     progress(f"kind stack ready in {time.monotonic() - start:.0f}s; kubeconfig {o.kubeconfig}")
     return host_settings(o)
 
 
-def down(options: KindOptions | None = None, progress: Progress = _echo, *, registry: bool = False) -> None:
-    """Delete the cluster (and the local registry when asked)."""
+def options_from_state(state: Any) -> KindOptions:
+    """The options a recorded kind stack was brought up with (enough to tear it down)."""
+    settings = state.settings
+    return KindOptions(
+        cluster_name=settings.get("kind_cluster") or KindOptions.cluster_name,
+        workdir=Path(settings.get("kind_workdir") or KindOptions.workdir),
+    )
+
+
+def down(
+    options: KindOptions | None = None,
+    progress: Progress = _echo,
+    *,
+    registry: bool = False,
+    state_path: Path | str | None = None,
+) -> None:
+    """Delete the cluster (and the local registry when asked), then the state file.
+
+    Without options, the cluster is the one recorded in the state file.
+    """
+    from knative_lambda.harness import state as statefile
+
+    path = Path(state_path) if state_path else statefile.default_state_path()
+    if options is None and path.exists():
+        options = options_from_state(statefile.load(path))
     o = options or KindOptions()
     progress(f"deleting kind cluster {o.cluster_name}")
     try:
@@ -659,6 +943,7 @@ def down(options: KindOptions | None = None, progress: Progress = _echo, *, regi
         raise PlatformError(f"cannot delete kind cluster {o.cluster_name}: {e}") from None
     if registry:
         _run(("docker", "rm", "-f", REGISTRY_NAME))
+    path.unlink(missing_ok=True)
 
 
 def options_from(settings: Settings | None = None, **overrides: Any) -> KindOptions:

@@ -45,12 +45,22 @@ def _gh(repo: str, tag: str, asset: str) -> str:
     return f"https://github.com/{repo}/releases/download/{tag}/{asset}"
 
 
-SERVING_CRDS = Release("knative-serving-crds", _gh("knative/serving", KNATIVE_SERVING, "serving-crds.yaml"))
-SERVING_CORE = Release("knative-serving-core", _gh("knative/serving", KNATIVE_SERVING, "serving-core.yaml"))
+SERVING_CRDS = Release(
+    "knative-serving-crds", _gh("knative/serving", KNATIVE_SERVING, "serving-crds.yaml")
+)
+SERVING_CORE = Release(
+    "knative-serving-core", _gh("knative/serving", KNATIVE_SERVING, "serving-core.yaml")
+)
 KOURIER = Release("kourier", _gh("knative/net-kourier", KNATIVE_NET_KOURIER, "kourier.yaml"))
-EVENTING_CRDS = Release("knative-eventing-crds", _gh("knative/eventing", KNATIVE_EVENTING, "eventing-crds.yaml"))
-EVENTING_CORE = Release("knative-eventing-core", _gh("knative/eventing", KNATIVE_EVENTING, "eventing-core.yaml"))
-CERT_MANAGER_RELEASE = Release("cert-manager", _gh("cert-manager/cert-manager", CERT_MANAGER, "cert-manager.yaml"))
+EVENTING_CRDS = Release(
+    "knative-eventing-crds", _gh("knative/eventing", KNATIVE_EVENTING, "eventing-crds.yaml")
+)
+EVENTING_CORE = Release(
+    "knative-eventing-core", _gh("knative/eventing", KNATIVE_EVENTING, "eventing-core.yaml")
+)
+CERT_MANAGER_RELEASE = Release(
+    "cert-manager", _gh("cert-manager/cert-manager", CERT_MANAGER, "cert-manager.yaml")
+)
 RABBITMQ_OPERATOR = Release(
     "rabbitmq-cluster-operator",
     _gh("rabbitmq/cluster-operator", RABBITMQ_CLUSTER_OPERATOR, "cluster-operator.yml"),

@@ -140,8 +140,11 @@ class BrokerServer:
                 old = None
             await self._declare_broker(namespace, spec.broker)
             qname = topology.queue_name(namespace, spec.broker, name)
-            args = await topology.ensure_queue(self.connection, qname)
-            await topology.ensure_queue(self.connection, topology.dlq_name(namespace, spec.broker, name))
+            quorum = self.config.queue_type == "quorum"
+            args = await topology.ensure_queue(self.connection, qname, quorum)
+            await topology.ensure_queue(
+                self.connection, topology.dlq_name(namespace, spec.broker, name), quorum
+            )
             old_key = topology.binding_key(_required_type(old.spec)) if old else None
             await topology.rebind(
                 self.connection,

@@ -30,6 +30,7 @@ class BrokerConfig:
     http_connections: int = 512  # aiohttp connector limit for deliveries
     reconnect_interval: float = 1.0  # seconds between RabbitMQ reconnect attempts
     publish_timeout: float = 10.0  # seconds to wait for a publisher confirm before 503
+    queue_type: str = "quorum"  # quorum (replicated; falls back to classic if refused) | classic
 
     @classmethod
     def from_env(cls) -> BrokerConfig:
@@ -41,4 +42,11 @@ class BrokerConfig:
             http_connections=int(_num("KL_BROKER_HTTP_CONNECTIONS", d.http_connections)),
             reconnect_interval=_num("KL_BROKER_RECONNECT_INTERVAL", d.reconnect_interval),
             publish_timeout=_num("KL_BROKER_PUBLISH_TIMEOUT", d.publish_timeout),
+            queue_type=_queue_type(os.environ.get("KL_BROKER_QUEUE_TYPE", d.queue_type)),
         )
+
+
+def _queue_type(value: str) -> str:
+    if value not in ("quorum", "classic"):
+        raise ConfigError(f"KL_BROKER_QUEUE_TYPE={value!r}: use quorum or classic")
+    return value

@@ -53,20 +53,21 @@ async def declare_exchange(channel: AbstractChannel, namespace: str, broker: str
     )
 
 
-async def ensure_queue(connection: AbstractConnection, name: str) -> dict[str, Any]:
+async def ensure_queue(connection: AbstractConnection, name: str, quorum: bool = True) -> dict[str, Any]:
     """Declare a durable queue, quorum first; returns the arguments it was declared with.
 
     A refused declare closes its channel (AMQP rule), so each try uses a
     short-lived channel; the caller then declares with the returned arguments on
     its long-lived (robust) channel, which re-declares the same after a reconnect.
     """
-    try:
-        async with connection.channel(publisher_confirms=False) as ch:
-            await ch.declare_queue(name, durable=True, arguments=QUORUM_ARGS)
-        return dict(QUORUM_ARGS)
-    except (ChannelClosed, AMQPError) as exc:
-        # An old server without quorum queues, or the queue already exists as classic.
-        log.info("queue %s: quorum declare refused (%s); using a durable classic queue", name, exc)
+    if quorum:
+        try:
+            async with connection.channel(publisher_confirms=False) as ch:
+                await ch.declare_queue(name, durable=True, arguments=QUORUM_ARGS)
+            return dict(QUORUM_ARGS)
+        except (ChannelClosed, AMQPError) as exc:
+            # An old server without quorum queues, or the queue already exists as classic.
+            log.info("queue %s: quorum declare refused (%s); using a durable classic queue", name, exc)
     async with connection.channel(publisher_confirms=False) as ch:
         await ch.declare_queue(name, durable=True)
     return {}

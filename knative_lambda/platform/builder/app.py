@@ -197,7 +197,7 @@ def make_app(settings: Settings, config: BuilderConfig | None = None, builder: B
     app.router.add_post("/", service.receive)
     app.router.add_get("/apis/v1/builds", service.builds)
     app.router.add_get("/apis/v1/builds/{cid}", service.build)
-    app.router.add_get("/apis/v1/artifacts/{ref}", service.artifact)
+    app.router.add_get("/apis/v1/artifacts/{ref:.+}", service.artifact)
     app.on_startup.append(service.on_startup)
     app.on_cleanup.append(service.on_cleanup)
     return app

@@ -6,6 +6,7 @@ before the build started (no platform, bad path) is a one-line error (exit 2).
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import time
@@ -34,12 +35,18 @@ def pack(path: Path) -> tuple[bytes, str]:
     if not path.is_dir():
         raise ConfigError(f"{path} is neither a file nor a directory")
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+
+    def plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        # Content only: the same files give the same bytes, hence the same content hash (cache hit).
+        info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+        return info
+
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
         for item in sorted(path.rglob("*")):
             rel = item.relative_to(path)
             if any(p in SKIP_DIRS for p in rel.parts) or item.is_symlink() or not item.is_file():
                 continue  # links are refused by the builder anyway; send only regular files
-            tar.add(item, arcname=rel.as_posix(), recursive=False)
+            tar.add(item, arcname=rel.as_posix(), recursive=False, filter=plain)
     return buffer.getvalue(), path.name + ".tar.gz"
 
 

@@ -22,7 +22,7 @@ class BuilderConfig:
     max_bytes: int = 256 * 1024 * 1024
     max_ratio: float = 200.0
     python_base: str = "kl-base/python:bookworm"  # docker/kaniko base images
-    node_base: str = "node:20-bookworm-slim"
+    node_base: str = "kl-base/node:bookworm"  # made offline by scripts/docker-setup.sh
     offline: bool = False  # uv --offline / npm --offline: install only from the local cache
     recent: int = 200  # finished builds kept for GET /apis/v1/builds
 

@@ -8,7 +8,10 @@ Layout (uploaded to ``build-context/<parser_id>/context.tar.gz`` in the temp buc
     function/...              the function's code as extracted
     deps/...                  vendored dependencies (docker backend: installed by the builder)
     kl_invoke.py | .js        one-shot runner (stdlib only) used to smoke-test an artifact
-    knative_lambda/platform/runtime/...   the in-instance wrapper (owned by platform.runtime)
+    manifest.json             the image's artifact manifest (/app), read by the runtime wrapper
+    runtime-requirements.txt  what the Python wrapper imports (aiohttp, cloudevents, dateutil)
+    knative_lambda/platform/runtime/...   the in-instance wrapper (owned by platform.runtime),
+    knative_lambda/contract/..., settings.py, errors.py   the modules the wrapper imports
 
 Entries are sorted with zeroed owners and times, so the same inputs give the
 same bytes (and the same key in a registry cache).
@@ -17,6 +20,7 @@ same bytes (and the same key in a registry cache).
 from __future__ import annotations
 
 import gzip
+import importlib.metadata
 import io
 import json
 import tarfile
@@ -26,8 +30,30 @@ from pathlib import Path
 from knative_lambda.platform.builder.runtimes import FunctionSpec
 
 TEMPLATES = Path(__file__).parent / "templates"
-RUNTIME_DIR = Path(__file__).resolve().parents[1] / "runtime"  # knative_lambda/platform/runtime
+PACKAGE_DIR = Path(__file__).resolve().parents[2]  # knative_lambda/
+RUNTIME_DIR = PACKAGE_DIR / "platform" / "runtime"
+# What the Python wrapper imports from the project, and from PyPI (pinned to the platform's versions).
+WRAPPER_SUPPORT = ("settings.py", "errors.py", "contract")
+WRAPPER_DISTRIBUTIONS = ("aiohttp", "cloudevents", "python-dateutil")
 _WRAPPER_SKIP = ("__pycache__",)
+
+
+def runtime_requirements() -> str:
+    """requirements.txt lines for the wrapper's third-party imports, pinned when installed."""
+    lines = []
+    for dist in WRAPPER_DISTRIBUTIONS:
+        try:
+            lines.append(f"{dist}=={importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            lines.append(dist)
+    return "\n".join(lines) + "\n"
+
+
+def image_manifest(spec: FunctionSpec) -> bytes:
+    """The artifact manifest of the image (/app), in the builder's artifact layout."""
+    manifest = {"runtime": spec.runtime, "entry": spec.entry, "export": spec.export, "code": "function",
+                "pythonpath": ["function", "deps"], "node_path": ["function/node_modules"], "node": "node"}
+    return json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
 
 
 @dataclass(frozen=True)
@@ -51,15 +77,16 @@ class BuildConfig:
 
 def deps_step(spec: FunctionSpec, vendored: bool) -> str:
     """The Dockerfile lines that put dependencies into the image."""
+    if vendored and spec.runtime == "python":  # installed by the builder: the base needs no pip
+        return "COPY deps/ /app/deps/"
+    if spec.runtime == "python":  # the wrapper's own imports, then the function's requirements
+        files = "runtime-requirements.txt" + (" requirements.txt" if spec.deps else "")
+        reqs = " -r /app/runtime-requirements.txt" + (" -r /app/requirements.txt" if spec.deps else "")
+        return f"COPY {files} /app/\nRUN python3 -m pip install --no-cache-dir --target /app/deps{reqs}"
     if spec.deps is None:
         return "# no dependency manifest"
-    if vendored:  # installed by the builder (offline-friendly: the base needs no pip/npm)
-        return "COPY deps/ /app/deps/" if spec.runtime == "python" else "# node_modules vendored in function/"
-    if spec.runtime == "python":
-        return (
-            "COPY requirements.txt /app/requirements.txt\n"
-            "RUN python3 -m pip install --no-cache-dir --target /app/deps -r /app/requirements.txt"
-        )
+    if vendored:
+        return "# node_modules vendored in function/"
     return (
         "COPY package.json /app/function/package.json\n"
         "RUN cd /app/function && npm install --omit=dev --no-audit --no-fund"
@@ -75,21 +102,28 @@ def dockerfile(spec: FunctionSpec, config: BuildConfig, vendored: bool = False) 
         third_party_id=config.third_party_id,
         content_hash=config.content_hash,
         deps_step=deps_step(spec, vendored),
+        export=spec.export,
     )
 
 
-def wrapper_files(runtime_dir: Path = RUNTIME_DIR) -> dict[str, Path]:
-    """Archive path -> file for the runtime wrapper (plus package markers to import it)."""
+def wrapper_files(runtime_dir: Path = RUNTIME_DIR, package_dir: Path | None = PACKAGE_DIR) -> dict[str, Path]:
+    """Archive path -> file for the runtime wrapper and the project modules it imports."""
     files: dict[str, Path] = {}
-    if runtime_dir.is_dir():
-        for path in sorted(runtime_dir.rglob("*")):
-            if path.is_file() and not any(p in path.parts for p in _WRAPPER_SKIP):
-                files[f"knative_lambda/platform/runtime/{path.relative_to(runtime_dir).as_posix()}"] = path
+    roots = [(runtime_dir, "knative_lambda/platform/runtime")]
+    if package_dir is not None:
+        roots += [(package_dir / name, f"knative_lambda/{name}") for name in WRAPPER_SUPPORT]
+    for root, prefix in roots:
+        if root.is_file():
+            files[prefix] = root
+        elif root.is_dir():
+            for path in sorted(root.rglob("*")):
+                if path.is_file() and not any(p in path.parts for p in _WRAPPER_SKIP):
+                    files[f"{prefix}/{path.relative_to(root).as_posix()}"] = path
     return files
 
 
 def wrapper_state(runtime_dir: Path = RUNTIME_DIR) -> str:
-    files = wrapper_files(runtime_dir)
+    files = wrapper_files(runtime_dir, None)
     return "included" if any(not k.endswith("/__init__.py") for k in files) else "missing"
 
 
@@ -117,6 +151,8 @@ def assemble(code_dir: Path, spec: FunctionSpec, config: BuildConfig, deps_dir: 
         "build-config.json": config.to_json(),
         "kl_invoke.py": (TEMPLATES / "kl_invoke.py.tmpl").read_bytes(),
         "kl_invoke.js": (TEMPLATES / "kl_invoke.js").read_bytes(),
+        "manifest.json": image_manifest(spec),
+        "runtime-requirements.txt": runtime_requirements().encode(),
         "knative_lambda/__init__.py": b"",
         "knative_lambda/platform/__init__.py": b"",
     }

@@ -36,7 +36,12 @@ from knative_lambda.platform.deployer.decide import (
     Reject,
     decide,
 )
-from knative_lambda.platform.deployer.service import Executor, LocalExecutor, execute
+from knative_lambda.platform.deployer.service import (
+    DownstreamRejected,
+    Executor,
+    LocalExecutor,
+    execute,
+)
 from knative_lambda.settings import Settings
 
 log = logging.getLogger("kl.deployer")
@@ -135,6 +140,13 @@ async def receive(request: web.Request) -> web.Response:
     try:
         async with state.locks[_service_of(actions)]:
             done = await execute(actions, executor)
+    except DownstreamRejected as e:
+        # The gateway/broker refused the object: a redelivery would be refused
+        # again, so answer 400 and let the broker dead-letter it with the reason.
+        EVENTS.labels("rejected").inc()
+        log.warning("deployer: %s", e)
+        problems = e.body.get("problems", []) if isinstance(e.body, dict) else []
+        return web.json_response({"error": str(e), "problems": problems}, status=400)
     except PlatformError as e:
         EVENTS.labels("failed").inc()
         log.warning("deployer: %s (the broker will redeliver)", e)
@@ -179,8 +191,12 @@ def create_app(
         from knative_lambda.platform.deployer.kube import KubeExecutor
 
         executor = KubeExecutor()
-    executor = executor or LocalExecutor(settings.gateway_url, settings.broker_url, settings.token)
-    app = web.Application(middlewares=[auth_middleware(settings.token, ("/apis",))], client_max_size=2 * 1024**2)
+    executor = executor or LocalExecutor(
+        settings.gateway_url, settings.broker_url, settings.token, builder_url=settings.builder_url
+    )
+    app = web.Application(
+        middlewares=[auth_middleware(settings.token, ("/apis",))], client_max_size=2 * 1024**2
+    )
     app[STATE_KEY] = _State(settings, config)
     app[EXECUTOR_KEY] = executor
     app.router.add_post("/", receive)
@@ -189,7 +205,9 @@ def create_app(
         # On Kubernetes the deployer's triggers are static manifests (kind.platform_triggers).
         if options.mode == "local" and options.register_triggers and settings.broker_url:
             self_url = options.self_url or f"http://127.0.0.1:{settings.port}/"
-            await register_triggers(executor, own_triggers(settings, self_url), options.register_timeout)
+            await register_triggers(
+                executor, own_triggers(settings, self_url), options.register_timeout
+            )
             log.info("deployer: triggers registered -> %s", self_url)
 
     async def on_cleanup(_: web.Application) -> None:

@@ -60,6 +60,10 @@ class ApplyService:
     manifest: dict[str, Any] = field(compare=False)
     content_hash: str = ""
     image_uri: str = ""
+    # The local builder adds its artifact key and runtime to build.complete; the
+    # local gateway runs that artifact. Other builders leave them empty.
+    artifact: str = ""
+    runtime: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,19 @@ def _on_build_complete(data: Any, config: DeployerConfig) -> list[Action]:
         delivery=config.delivery,
         parallelism=config.parallelism,
     )
+    extra = data if isinstance(data, dict) else {}
+    artifact = extra.get("artifact") if isinstance(extra.get("artifact"), str) else ""
+    runtime = extra.get("runtime") if isinstance(extra.get("runtime"), str) else ""
     return [
-        ApplyService(name, config.namespace, service, result.content_hash, result.image_uri),
+        ApplyService(
+            name,
+            config.namespace,
+            service,
+            result.content_hash,
+            result.image_uri,
+            artifact,
+            runtime,
+        ),
         ApplyTrigger(trigger["metadata"]["name"], config.namespace, trigger),
     ]
 

@@ -38,17 +38,23 @@ class KubeExecutor:
                 try:
                     config.load_kube_config()
                 except Exception as e:
-                    raise ConfigError(f"deployer: no in-cluster config nor kubeconfig: {e}") from None
+                    raise ConfigError(
+                        f"deployer: no in-cluster config nor kubeconfig: {e}"
+                    ) from None
             self._api = client.CustomObjectsApi()
         return self._api
 
     async def close(self) -> None:
         return None
 
-    async def _apply(self, kind: tuple[str, str, str], namespace: str, manifest: dict[str, Any]) -> None:
+    async def _apply(
+        self, kind: tuple[str, str, str], namespace: str, manifest: dict[str, Any]
+    ) -> None:
         await asyncio.to_thread(self._apply_sync, kind, namespace, manifest)
 
-    def _apply_sync(self, kind: tuple[str, str, str], namespace: str, manifest: dict[str, Any]) -> None:
+    def _apply_sync(
+        self, kind: tuple[str, str, str], namespace: str, manifest: dict[str, Any]
+    ) -> None:
         from kubernetes.client.exceptions import ApiException
 
         group, version, plural = kind
@@ -63,7 +69,13 @@ class KubeExecutor:
             if current is None:
                 api.create_namespaced_custom_object(group, version, namespace, plural, manifest)
             else:
-                body = {**manifest, "metadata": {**manifest["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+                body = {
+                    **manifest,
+                    "metadata": {
+                        **manifest["metadata"],
+                        "resourceVersion": current["metadata"]["resourceVersion"],
+                    },
+                }
                 api.replace_namespaced_custom_object(group, version, namespace, plural, name, body)
         except ApiException as e:  # 409: a concurrent change; the redelivery retries
             raise PlatformError(f"apply {plural}/{name}: {e.status} {e.reason}") from None

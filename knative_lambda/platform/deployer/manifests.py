@@ -123,7 +123,9 @@ def ref_subscriber(
 # --- function -------------------------------------------------------------------
 
 
-def function_labels(third_party_id: str, parser_id: str, content_hash: str | None = None) -> dict[str, str]:
+def function_labels(
+    third_party_id: str, parser_id: str, content_hash: str | None = None
+) -> dict[str, str]:
     labels = {**MANAGED_BY, LABEL_TP: _label(third_party_id), LABEL_PARSER: _label(parser_id)}
     if content_hash:
         labels[LABEL_HASH] = _label(content_hash)
@@ -363,7 +365,9 @@ def autoscaler_config_map(
             "panic-window-percentage": _num(autoscaling.panic_window_percentage),
             "panic-threshold-percentage": _num(autoscaling.panic_threshold_percentage),
             "container-concurrency-target-default": str(autoscaling.target),
-            "container-concurrency-target-percentage": str(autoscaling.target_utilization_percentage),
+            "container-concurrency-target-percentage": str(
+                autoscaling.target_utilization_percentage
+            ),
             "max-scale": str(autoscaling.max_scale),
             "min-scale": str(autoscaling.min_scale),
         },

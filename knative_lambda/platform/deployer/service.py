@@ -4,11 +4,14 @@
 API for services and the broker's trigger API for triggers, both idempotent
 (PUT to create or replace, DELETE answering 404 counts as done). Any other
 answer, or no answer, raises :class:`PlatformError`; the receiver turns that
-into a 503 so the broker redelivers the event: nothing is lost.
+into a 503 so the broker redelivers the event: nothing is lost. A 400/422 means
+the object itself was refused (:class:`DownstreamRejected`): the receiver
+answers 400 and the broker dead-letters the event with the reason.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,8 +28,17 @@ from knative_lambda.platform.deployer.decide import (
     Reject,
     Skip,
 )
+from knative_lambda.platform.deployer.gateway import artifact_ref, revision_body, service_path
 
 log = logging.getLogger("kl.deployer")
+
+
+class DownstreamRejected(PlatformError):
+    """The gateway or broker refused the object itself (400/422): retrying cannot help."""
+
+    def __init__(self, message: str, body: Any) -> None:
+        super().__init__(message)
+        self.body = body
 
 
 class Executor(Protocol):
@@ -34,11 +46,7 @@ class Executor(Protocol):
     async def delete_service(self, action: DeleteService) -> None: ...
     async def apply_trigger(self, action: ApplyTrigger) -> None: ...
     async def delete_trigger(self, action: DeleteTrigger) -> None: ...
-
-
-def service_path(namespace: str, name: str) -> str:
-    """Where the gateway's management API keeps a Knative Service object."""
-    return f"/apis/v1/namespaces/{namespace}/services/{name}"
+    async def close(self) -> None: ...
 
 
 def trigger_path(namespace: str, name: str) -> str:
@@ -46,11 +54,19 @@ def trigger_path(namespace: str, name: str) -> str:
     return f"/apis/v1/namespaces/{namespace}/triggers/{name}"
 
 
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
 @dataclass
 class LocalExecutor:
     gateway_url: str
     broker_url: str
     token: str = ""
+    builder_url: str = ""  # resolves an image URI to an artifact when the event has no key
     timeout: float = 10.0
     _session: aiohttp.ClientSession | None = field(default=None, repr=False)
 
@@ -73,19 +89,39 @@ class LocalExecutor:
             )
         return self._session
 
-    async def _call(self, method: str, url: str, body: Any = None, *, missing_ok: bool = False) -> None:
+    async def _call(
+        self, method: str, url: str, body: Any = None, *, missing_ok: bool = False
+    ) -> Any:
+        """The JSON answer (None for a tolerated 404); PlatformError otherwise."""
         try:
             async with self._client().request(method, url, json=body) as resp:
                 text = await resp.text()
-                if resp.status < 300 or (missing_ok and resp.status == 404):
-                    return
-                raise PlatformError(f"{method} {url} answered {resp.status}: {text[:300]}")
+                if resp.status < 300:
+                    return _json_or_text(text)
+                if missing_ok and resp.status == 404:
+                    return None
+                message = f"{method} {url} answered {resp.status}: {text[:300]}"
+                if resp.status in (400, 422):
+                    raise DownstreamRejected(message, _json_or_text(text))
+                raise PlatformError(message)
         except (aiohttp.ClientError, TimeoutError) as e:
             raise PlatformError(f"{method} {url} failed: {type(e).__name__}: {e}") from None
 
+    async def _artifact_of(self, image_uri: str) -> tuple[str, str] | None:
+        """(artifact dir, runtime) from the builder's artifact API; None when it has none."""
+        if not self.builder_url or not image_uri:
+            return None
+        url = f"{self.builder_url.rstrip('/')}/apis/v1/artifacts/{artifact_ref(image_uri)}"
+        found = await self._call("GET", url, missing_ok=True)
+        if not isinstance(found, dict) or not isinstance(found.get("dir"), str):
+            return None
+        return found["dir"], str(found.get("runtime") or "")
+
     async def apply_service(self, action: ApplyService) -> None:
         url = self.gateway_url.rstrip("/") + service_path(action.namespace, action.name)
-        await self._call("PUT", url, action.manifest)
+        resolved = None if action.artifact else await self._artifact_of(action.image_uri)
+        artifact, runtime = resolved or (None, None)
+        await self._call("PUT", url, revision_body(action, artifact=artifact, runtime=runtime))
 
     async def delete_service(self, action: DeleteService) -> None:
         url = self.gateway_url.rstrip("/") + service_path(action.namespace, action.name)
@@ -116,7 +152,9 @@ async def execute(actions: list[Action], executor: Executor) -> list[str]:
         match action:
             case ApplyService():
                 await executor.apply_service(action)
-                done.append(f"applied service {action.namespace}/{action.name} ({action.image_uri})")
+                done.append(
+                    f"applied service {action.namespace}/{action.name} ({action.image_uri})"
+                )
             case ApplyTrigger():
                 await executor.apply_trigger(action)
                 done.append(f"applied trigger {action.namespace}/{action.name}")

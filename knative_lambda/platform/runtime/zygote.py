@@ -7,8 +7,8 @@ waits on a unix socket. Each connection carries one JSON line::
     {"artifact": "/abs/dir", "env": {...}, "memory_limit": 536870912, "workers": 10}
 
 and the zygote forks. The child imports the function, binds 127.0.0.1:0 and
-answers on the same connection ``{"pid": 123, "port": 40123}`` (or
-``{"error": "..."}``), then keeps the connection open for its whole life: the
+answers on the same connection ``{"pid": 123}`` at once, ``{"port": 40123}``
+once it listens (or ``{"error": "..."}``), then keeps the connection open for its whole life: the
 gateway reads EOF when the instance dies, whatever killed it. So a cold start
 costs a fork plus the function's own import, and a function at zero holds no
 process. The zygote reaps its children (SIGCHLD ignored) and dies with the
@@ -47,6 +47,7 @@ def _child(conn: socket.socket, request: dict) -> None:
     """Become one instance; never returns."""
     code = 0
     try:
+        conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")  # process started
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         server.die_with_parent()
@@ -60,7 +61,7 @@ def _child(conn: socket.socket, request: dict) -> None:
         fn, is_async = loader.load_python(artifact)
         sock = server.listen(int(request.get("port") or 0))
         app = runtime_app.app_for_env(runtime_app.Invoker(fn, is_async, int(request.get("workers") or 16)))
-        conn.sendall(json.dumps({"pid": os.getpid(), "port": sock.getsockname()[1]}).encode() + b"\n")
+        conn.sendall(json.dumps({"port": sock.getsockname()[1]}).encode() + b"\n")
         server.serve(sock, app)
     except BaseException as exc:  # report and exit: the gateway shows this line
         code = 1
@@ -84,18 +85,21 @@ def main(path: str) -> None:
     listener.listen(256)
     gc.collect()
     gc.freeze()  # keep preloaded objects out of the children's GC: fewer copied pages
-    print("READY", flush=True)
     while True:
         conn, _ = listener.accept()
         try:
             conn.settimeout(5.0)
-            request = json.loads(_read_line(conn) or b"null")
+            line = _read_line(conn)
+            request = json.loads(line) if line else None  # empty: a liveness probe
             conn.settimeout(None)
         except (OSError, ValueError):
-            conn.close()
-            continue
+            request = {}
         if not isinstance(request, dict) or "artifact" not in request:
-            conn.sendall(b'{"error": "bad fork request: expected a JSON object with artifact"}\n')
+            if request is not None:
+                try:
+                    conn.sendall(b'{"error": "bad fork request: expected a JSON object with artifact"}\n')
+                except OSError:
+                    pass
             conn.close()
             continue
         pid = os.fork()

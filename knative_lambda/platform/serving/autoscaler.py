@@ -101,7 +101,8 @@ def decide(
     # --- autoscaler.go Scale() ---
     ready = float(max(1, ready_pods))
     max_up = math.ceil(config.max_scale_up_rate * ready)
-    max_down = math.floor(ready / config.max_scale_down_rate)
+    # Knative: an unreachable (unrouted) revision may drop any number of pods at once
+    max_down = math.floor(ready / config.max_scale_down_rate) if routable else 0
 
     stable = metrics.average(config.metric, now, config.stable_window)
     panic = metrics.average(config.metric, now, config.panic_window)

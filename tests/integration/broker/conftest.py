@@ -163,7 +163,8 @@ async def receivers() -> AsyncIterator[Callable[..., Any]]:
         rec = Receiver(**kw)
         app = web.Application()
         app.router.add_post("/", rec.handle)
-        runner = web.AppRunner(app, access_log=None)
+        # Short shutdown: the broker's keep-alive connections must not hold teardown.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()

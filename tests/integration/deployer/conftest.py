@@ -50,6 +50,7 @@ class StandIn:
     calls: list[Call] = field(default_factory=list)
     script: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     default_status: dict[str, int] = field(default_factory=dict)  # method -> status
+    replies: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=dict)  # fixed answers
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -64,6 +65,7 @@ class StandIn:
         with self._lock:
             self.calls.clear()
             self.script.clear()
+            self.replies.clear()
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -73,12 +75,20 @@ class StandIn:
             body = raw
         with self._lock:
             self.calls.append(Call(request.method, request.path, body, dict(request.headers)))
-            queued = self.script.get((request.method, request.path))
-            status = queued.pop(0) if queued else self.default_status.get(request.method, 200)
+            key = (request.method, request.path)
+            queued = self.script.get(key)
+            if queued:
+                return web.json_response({"standin": self.name}, status=queued.pop(0))
+            if key in self.replies:
+                status, reply = self.replies[key]
+                return web.json_response(reply, status=status)
+            status = self.default_status.get(request.method, 200)
         return web.json_response({"standin": self.name}, status=status)
 
 
-def _serve(standins: list[StandIn]) -> tuple[asyncio.AbstractEventLoop, threading.Thread, list[web.AppRunner]]:
+def _serve(
+    standins: list[StandIn],
+) -> tuple[asyncio.AbstractEventLoop, threading.Thread, list[web.AppRunner]]:
     loop = asyncio.new_event_loop()
     runners: list[web.AppRunner] = []
     ready = threading.Event()
@@ -105,7 +115,9 @@ def _serve(standins: list[StandIn]) -> tuple[asyncio.AbstractEventLoop, threadin
     return loop, thread, runners
 
 
-def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread, runners: list[web.AppRunner]) -> None:
+def _stop(
+    loop: asyncio.AbstractEventLoop, thread: threading.Thread, runners: list[web.AppRunner]
+) -> None:
     async def cleanup() -> None:
         for runner in runners:
             await runner.cleanup()
@@ -118,6 +130,16 @@ def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread, runners: li
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[StandIn]:
     standin = StandIn("gateway")
+    handle = _serve([standin])
+    try:
+        yield standin
+    finally:
+        _stop(*handle)
+
+
+@pytest.fixture(scope="module")
+def builder_standin() -> Iterator[StandIn]:
+    standin = StandIn("builder")
     handle = _serve([standin])
     try:
         yield standin
@@ -146,21 +168,30 @@ class Proc:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def start_process(module: str, settings: Settings, log: Path, extra_env: dict[str, str] | None = None) -> Proc:
+def start_process(
+    module: str, settings: Settings, log: Path, extra_env: dict[str, str] | None = None
+) -> Proc:
     env = {**os.environ, **settings.to_env(), **(extra_env or {})}
     out = log.open("w")
-    popen = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=out, stderr=subprocess.STDOUT)
+    popen = subprocess.Popen(
+        [sys.executable, "-m", module], env=env, stdout=out, stderr=subprocess.STDOUT
+    )
     out.close()
     return Proc(module.rsplit(".", 1)[-1], popen, f"http://127.0.0.1:{settings.port}", log)
 
 
 def wait_healthy(proc: Proc, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while time.monotonic() < deadline:
         if proc.popen.poll() is not None:
-            raise AssertionError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.output()}")
+            raise AssertionError(
+                f"{proc.name} exited with {proc.popen.returncode}:\n{proc.output()}"
+            )
         try:
             if httpx.get(proc.url + "/healthz", timeout=1.0).status_code == 200:
+                if os.environ.get("KL_TEST_TIMINGS"):
+                    print(f"{proc.name} healthy after {time.monotonic() - started:.2f}s")
                 return
         except httpx.HTTPError:
             pass

@@ -15,7 +15,15 @@ from knative_lambda.contract.events import EventKind
 from knative_lambda.contract.factory import new_event
 from knative_lambda.settings import Settings
 
-from .conftest import Proc, StandIn, free_port, start_process, stop_process, wait_healthy, wait_until
+from .conftest import (
+    Proc,
+    StandIn,
+    free_port,
+    start_process,
+    stop_process,
+    wait_healthy,
+    wait_until,
+)
 
 TP, PARSER = "globex", "parser-9"
 SVC = names.service_name(TP, PARSER)
@@ -24,25 +32,44 @@ TOKEN = "t0ken"
 
 def build_complete(content_hash: str) -> dict:
     return {
-        "third_party_id": TP, "parser_id": PARSER, "content_hash": content_hash,
+        "third_party_id": TP,
+        "parser_id": PARSER,
+        "content_hash": content_hash,
         "job_name": names.job_name(TP, PARSER, content_hash),
         "image_uri": names.image_uri("localhost:5000", TP, PARSER, content_hash),
-        "status": "succeeded", "error_message": "", "exit_code": 0, "duration": 0.5, "correlation_id": "",
+        "status": "succeeded",
+        "error_message": "",
+        "exit_code": 0,
+        "duration": 0.5,
+        "correlation_id": "",
     }
 
 
 @pytest.fixture(scope="module")
 def stack(amqp_url: str, gateway: StandIn, tmp_path_factory) -> Iterator[tuple[Proc, Proc]]:
     data_dir = tmp_path_factory.mktemp("stack")
-    base = Settings(amqp_url=amqp_url, gateway_url=gateway.url, token=TOKEN, data_dir=data_dir,
-                    broker_url=f"http://127.0.0.1:{free_port()}")
-    broker = start_process("knative_lambda.platform.broker", _with_port(base, base.broker_url),
-                           data_dir / "broker.log", {"KL_BROKER_RECONNECT_INTERVAL": "0.2"})
+    base = Settings(
+        amqp_url=amqp_url,
+        gateway_url=gateway.url,
+        token=TOKEN,
+        data_dir=data_dir,
+        broker_url=f"http://127.0.0.1:{free_port()}",
+    )
+    broker = start_process(
+        "knative_lambda.platform.broker",
+        _with_port(base, base.broker_url),
+        data_dir / "broker.log",
+        {"KL_BROKER_RECONNECT_INTERVAL": "0.2"},
+    )
     deployer = None
     try:
         wait_healthy(broker)
-        deployer = start_process("knative_lambda.platform.deployer", _with_port(base, f"http://127.0.0.1:{free_port()}"),
-                                 data_dir / "deployer.log", {"KL_DEPLOYER_REGISTER_TIMEOUT": "15"})
+        deployer = start_process(
+            "knative_lambda.platform.deployer",
+            _with_port(base, f"http://127.0.0.1:{free_port()}"),
+            data_dir / "deployer.log",
+            {"KL_DEPLOYER_REGISTER_TIMEOUT": "15"},
+        )
         wait_healthy(deployer)
         yield broker, deployer
     finally:
@@ -65,16 +92,30 @@ def publish(broker: Proc, kind: EventKind, data: dict, source: str, subject: str
 
 
 def trigger_status(broker: Proc, name: str) -> int:
-    return httpx.get(f"{broker.url}/apis/v1/namespaces/default/triggers/{name}",
-                     headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).status_code
+    return httpx.get(
+        f"{broker.url}/apis/v1/namespaces/default/triggers/{name}",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=5,
+    ).status_code
 
 
-def test_build_complete_through_the_broker_deploys_and_registers_the_trigger(stack, gateway: StandIn) -> None:
+def test_build_complete_through_the_broker_deploys_and_registers_the_trigger(
+    stack, gateway: StandIn
+) -> None:
     broker, _ = stack
     gateway.clear()
-    publish(broker, EventKind.BUILD_COMPLETE, build_complete("0123456789ab"), "network.notifi.builder", f"build/{TP}/{PARSER}")
+    publish(
+        broker,
+        EventKind.BUILD_COMPLETE,
+        build_complete("0123456789ab"),
+        "network.notifi.builder",
+        f"build/{TP}/{PARSER}",
+    )
     path = f"/apis/v1/namespaces/default/services/{SVC}"
-    wait_until(lambda: any(c.path == path for c in gateway.recorded("PUT")), what="service PUT at the gateway")
+    wait_until(
+        lambda: any(c.path == path for c in gateway.recorded("PUT")),
+        what="service PUT at the gateway",
+    )
     wait_until(lambda: trigger_status(broker, SVC) == 200, what="function trigger in the broker")
 
 
@@ -83,17 +124,36 @@ def test_a_failing_gateway_is_retried_by_the_broker_until_applied(stack, gateway
     gateway.clear()
     path = f"/apis/v1/namespaces/default/services/{SVC}"
     gateway.script[("PUT", path)] = [503]
-    publish(broker, EventKind.BUILD_COMPLETE, build_complete("abcdef012345"), "network.notifi.builder", f"build/{TP}/{PARSER}")
-    wait_until(lambda: len(gateway.recorded("PUT")) >= 2, timeout=30, what="the redelivered service PUT")
+    publish(
+        broker,
+        EventKind.BUILD_COMPLETE,
+        build_complete("abcdef012345"),
+        "network.notifi.builder",
+        f"build/{TP}/{PARSER}",
+    )
+    wait_until(
+        lambda: len(gateway.recorded("PUT")) >= 2, timeout=30, what="the redelivered service PUT"
+    )
     last = gateway.recorded("PUT")[-1]
-    assert last.body["spec"]["template"]["metadata"]["labels"]["lambda.notifi.network/content-hash"] == "abcdef012345"
+    assert last.body["revision"]["content_hash"] == "abcdef012345"
 
 
 def test_service_delete_through_the_broker_removes_the_trigger(stack, gateway: StandIn) -> None:
     broker, _ = stack
     wait_until(lambda: trigger_status(broker, SVC) == 200, what="function trigger present")
     gateway.clear()
-    publish(broker, EventKind.SERVICE_DELETE, {"third_party_id": TP, "parser_id": PARSER}, f"network.notifi.{TP}", PARSER)
+    publish(
+        broker,
+        EventKind.SERVICE_DELETE,
+        {"third_party_id": TP, "parser_id": PARSER},
+        f"network.notifi.{TP}",
+        PARSER,
+    )
     wait_until(lambda: trigger_status(broker, SVC) == 404, what="function trigger removed")
-    wait_until(lambda: [c.path for c in gateway.recorded("DELETE")] == [f"/apis/v1/namespaces/default/services/{SVC}"],
-               what="service DELETE at the gateway")
+    wait_until(
+        lambda: (
+            [c.path for c in gateway.recorded("DELETE")]
+            == [f"/apis/v1/namespaces/default/services/{SVC}"]
+        ),
+        what="service DELETE at the gateway",
+    )

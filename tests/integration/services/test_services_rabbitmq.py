@@ -23,7 +23,9 @@ async def _publish(url: str, queue: str, body: bytes, *, durable: bool) -> None:
         await channel.declare_queue(queue, durable=durable)
         mode = aio_pika.DeliveryMode.PERSISTENT if durable else aio_pika.DeliveryMode.NOT_PERSISTENT
         # With confirms on, publish() returns only once the broker has taken the message.
-        await channel.default_exchange.publish(aio_pika.Message(body, delivery_mode=mode), routing_key=queue)
+        await channel.default_exchange.publish(
+            aio_pika.Message(body, delivery_mode=mode), routing_key=queue
+        )
 
 
 async def _consume_one(url: str, queue: str, *, durable: bool) -> bytes:
@@ -41,6 +43,7 @@ async def _consume_one(url: str, queue: str, *, durable: bool) -> bytes:
 
 
 def test_session_node_is_healthy(rabbitmq: Service) -> None:
+    assert isinstance(rabbitmq, Service)
     ok, detail = rabbitmq.health()
     assert ok, detail
     desc = rabbitmq.describe()
@@ -62,7 +65,9 @@ def test_fixture_honours_external_url(amqp_url: str, tmp_path) -> None:
 
 
 def test_external_url_unreachable_is_one_line(tmp_path) -> None:
-    service = resolve_rabbitmq({"KL_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/"}, tmp_path)
+    service = resolve_rabbitmq(
+        {"KL_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/"}, tmp_path
+    )
     with pytest.raises(ServiceUnavailable) as err:
         service.start()
     assert "\n" not in str(err.value) and "KL_AMQP_URL" in str(err.value)

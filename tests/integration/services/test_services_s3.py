@@ -18,21 +18,38 @@ from knative_lambda.harness.services.s3 import EmbeddedS3, ExternalS3
 def test_buckets_exist_after_start(s3: Service, s3_client) -> None:
     names = {b["Name"] for b in s3_client.list_buckets()["Buckets"]}
     assert {"kl-source", "kl-temp"} <= names
+    assert isinstance(s3, Service)
     ok, detail = s3.health()
     assert ok, detail
 
 
 def test_put_get_list(s3_client) -> None:
-    s3_client.put_object(Bucket="kl-source", Key="global/parser/p-s3-test", Body=b"def handle(e): ...")
+    s3_client.put_object(
+        Bucket="kl-source", Key="global/parser/p-s3-test", Body=b"def handle(e): ..."
+    )
     body = s3_client.get_object(Bucket="kl-source", Key="global/parser/p-s3-test")["Body"].read()
     assert body == b"def handle(e): ..."
     listed = s3_client.list_objects_v2(Bucket="kl-source", Prefix="global/parser/")["Contents"]
     assert "global/parser/p-s3-test" in [o["Key"] for o in listed]
 
 
-def test_settings_fixture_points_at_the_services(service_settings, amqp_url: str, s3: Service) -> None:
+def test_settings_fixture_points_at_the_services(
+    service_settings, amqp_url: str, s3: Service
+) -> None:
     assert service_settings.amqp_url == amqp_url
     assert service_settings.s3_endpoint == s3.url()
+    client = boto3_client(
+        {
+            "url": service_settings.s3_endpoint,
+            "credentials": {
+                "access_key": service_settings.s3_access_key,
+                "secret_key": service_settings.s3_secret_key,
+                "region": service_settings.s3_region,
+            },
+        }
+    )
+    client.head_bucket(Bucket=service_settings.source_bucket)
+    client.head_bucket(Bucket=service_settings.temp_bucket)
 
 
 def test_without_minio_or_docker_the_embedded_server_is_chosen(tmp_path, monkeypatch) -> None:
@@ -45,21 +62,23 @@ def test_without_minio_or_docker_the_embedded_server_is_chosen(tmp_path, monkeyp
 def test_embedded_restart_keeps_objects_and_attach_stops_it(tmp_path) -> None:
     service = EmbeddedS3(tmp_path / "s3", buckets=["b-one", "b-two"])
     service.start()
+    stale = json.loads(json.dumps(service.describe()))  # as the state file holds it
+    current = stale["pids"]["server"]
     try:
         client = service.client()
         client.put_object(Bucket="b-one", Key="a/b.txt", Body=b"kept", ContentType="text/plain")
         client.create_bucket(Bucket="b-extra")
-        url = service.url()
         service.restart()
-        assert service.url() == url
+        assert service.url() == stale["url"]
         obj = boto3_client(service.describe()).get_object(Bucket="b-one", Key="a/b.txt")
         assert obj["Body"].read() == b"kept" and obj["ContentType"] == "text/plain"
         assert "b-extra" in {b["Name"] for b in service.client().list_buckets()["Buckets"]}
-        stale = json.loads(json.dumps(service.describe()))
+
         attach(stale).restart()  # another process restarts it: new pid, same URL and data
+        current = json.loads((tmp_path / "s3" / "server.pid.json").read_text())
+        assert current["pid"] != stale["pids"]["server"]["pid"]
         assert service.client().get_object(Bucket="b-one", Key="a/b.txt")["Body"].read() == b"kept"
     finally:
-        current = json.loads((tmp_path / "s3" / "server.pid.json").read_text())
         attach(stale).stop()  # the stale description still finds the running server
     assert not alive(current) and not alive(stale["pids"]["server"])
     assert not attach(stale).health()[0]
@@ -76,7 +95,11 @@ def test_embedded_port_taken_is_one_line(tmp_path) -> None:
 
 
 def test_external_endpoint_unreachable_is_one_line(tmp_path) -> None:
-    env = {"KL_S3_ENDPOINT": f"http://127.0.0.1:{free_port()}", "KL_S3_ACCESS_KEY": "a", "KL_S3_SECRET_KEY": "b"}
+    env = {
+        "KL_S3_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "KL_S3_ACCESS_KEY": "a",
+        "KL_S3_SECRET_KEY": "b",
+    }
     service = resolve_s3(env, tmp_path)
     assert isinstance(service, ExternalS3)
     service.start_timeout = 0.5
@@ -92,8 +115,11 @@ def test_external_endpoint_without_keys_is_a_config_error(tmp_path) -> None:
 
 def test_external_endpoint_is_used_as_is(s3: Service, tmp_path) -> None:
     creds = s3.describe()["credentials"]
-    env = {"KL_S3_ENDPOINT": s3.url(), "KL_S3_ACCESS_KEY": creds["access_key"],
-           "KL_S3_SECRET_KEY": creds["secret_key"]}
+    env = {
+        "KL_S3_ENDPOINT": s3.url(),
+        "KL_S3_ACCESS_KEY": creds["access_key"],
+        "KL_S3_SECRET_KEY": creds["secret_key"],
+    }
     external = resolve_s3(env, tmp_path)
     external.start()  # answers, buckets already there
     assert external.health()[0]

@@ -40,7 +40,11 @@ def test_python_context_layout_and_determinism(tmp_path) -> None:
     dockerfile = files["Dockerfile"].decode()
     assert dockerfile.startswith("# Generated")
     assert "FROM kl-base/python:bookworm" in dockerfile
-    assert "pip install --no-cache-dir --target /app/deps -r /app/requirements.txt" in dockerfile
+    assert ("pip install --no-cache-dir --target /app/deps -r /app/runtime-requirements.txt "
+            "-r /app/requirements.txt") in dockerfile
+    assert "aiohttp==" in files["runtime-requirements.txt"].decode()
+    assert json.loads(files["manifest.json"])["code"] == "function"
+    assert "knative_lambda/platform/runtime/__init__.py" in files and "knative_lambda/contract/events.py" in files
     assert json.loads(files["build-config.json"])["content_hash"] == "0123456789ab"
     assert context.assemble(tmp_path, spec, config(deps="requirements.txt")) == data  # same bytes
 
@@ -48,7 +52,9 @@ def test_python_context_layout_and_determinism(tmp_path) -> None:
 @pytest.mark.parametrize(
     "runtime, deps, vendored, expected",
     [
-        ("python", None, False, "# no dependency manifest"),
+        ("python", None, False, "--target /app/deps -r /app/runtime-requirements.txt"),
+        ("python", None, True, "COPY deps/ /app/deps/"),
+        ("node", None, False, "# no dependency manifest"),
         ("python", "requirements.txt", True, "COPY deps/ /app/deps/"),
         ("node", "package.json", False, "npm install --omit=dev"),
         ("node", "package.json", True, "vendored"),
@@ -62,7 +68,7 @@ def test_deps_step(runtime: str, deps: str | None, vendored: bool, expected: str
 def test_node_dockerfile(tmp_path) -> None:
     (tmp_path / "index.js").write_text("module.exports={handle:()=>1}")
     files = members(context.assemble(tmp_path, FunctionSpec("node", "index.js"), config("node")))
-    assert 'CMD ["node"' in files["Dockerfile"].decode()
+    assert 'CMD ["node", "/app/wrapper.js", "/app/function/index.js", "handle"]' in files["Dockerfile"].decode()
     assert "function/index.js" in files
 
 
@@ -73,7 +79,7 @@ def test_wrapper_files_from_a_runtime_dir(tmp_path) -> None:
     (tmp_path / "__pycache__").mkdir()
     (tmp_path / "__pycache__" / "w.pyc").write_bytes(b"x")
     assert context.wrapper_state(tmp_path) == "included"
-    assert sorted(context.wrapper_files(tmp_path)) == [
+    assert sorted(context.wrapper_files(tmp_path, None)) == [
         "knative_lambda/platform/runtime/__init__.py", "knative_lambda/platform/runtime/wrapper.py"]
 
 

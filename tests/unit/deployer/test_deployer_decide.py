@@ -53,9 +53,24 @@ def shape(actions: list[Any]) -> list[tuple[str, str]]:
 
 TABLE = [
     # (case, type suffix or full type, data, expected action shapes)
-    ("complete deploys", "build.complete", result(), [("ApplyService", SVC), ("ApplyTrigger", SVC)]),
-    ("cached build deploys", "build.complete", result(cached=True), [("ApplyService", SVC), ("ApplyTrigger", SVC)]),
-    ("other status text deploys", "build.complete", result(status="completed"), [("ApplyService", SVC), ("ApplyTrigger", SVC)]),
+    (
+        "complete deploys",
+        "build.complete",
+        result(),
+        [("ApplyService", SVC), ("ApplyTrigger", SVC)],
+    ),
+    (
+        "cached build deploys",
+        "build.complete",
+        result(cached=True),
+        [("ApplyService", SVC), ("ApplyTrigger", SVC)],
+    ),
+    (
+        "other status text deploys",
+        "build.complete",
+        result(status="completed"),
+        [("ApplyService", SVC), ("ApplyTrigger", SVC)],
+    ),
     ("complete but failed status", "build.complete", result(status="failed"), [("Skip", "")]),
     ("complete but timeout status", "build.complete", result(status="TIMEOUT"), [("Skip", "")]),
     ("complete without image", "build.complete", result(image_uri=""), [("Reject", "")]),
@@ -66,12 +81,32 @@ TABLE = [
     ("complete no data", "build.complete", None, [("Reject", "")]),
     ("failed is ignored", "build.failed", result(status="failed", image_uri=""), [("Skip", "")]),
     ("timeout is ignored", "build.timeout", result(status="timeout"), [("Skip", "")]),
-    ("delete removes trigger then service", "service.delete", delete(), [("DeleteTrigger", SVC), ("DeleteService", SVC)]),
-    ("delete by explicit name", "service.delete", delete(service_name="lambda-custom"), [("DeleteTrigger", "lambda-custom"), ("DeleteService", "lambda-custom")]),
-    ("delete with reason", "service.delete", delete(reason="retired", correlation_id=""), [("DeleteTrigger", SVC), ("DeleteService", SVC)]),
+    (
+        "delete removes trigger then service",
+        "service.delete",
+        delete(),
+        [("DeleteTrigger", SVC), ("DeleteService", SVC)],
+    ),
+    (
+        "delete by explicit name",
+        "service.delete",
+        delete(service_name="lambda-custom"),
+        [("DeleteTrigger", "lambda-custom"), ("DeleteService", "lambda-custom")],
+    ),
+    (
+        "delete with reason",
+        "service.delete",
+        delete(reason="retired", correlation_id=""),
+        [("DeleteTrigger", SVC), ("DeleteService", SVC)],
+    ),
     ("delete bad name", "service.delete", delete(service_name="Bad_Name"), [("Reject", "")]),
     ("delete missing parser", "service.delete", {"third_party_id": "acme"}, [("Reject", "")]),
-    ("build.start not ours", "build.start", {"third_party_id": "acme", "parser_id": "p"}, [("Skip", "")]),
+    (
+        "build.start not ours",
+        "build.start",
+        {"third_party_id": "acme", "parser_id": "p"},
+        [("Skip", "")],
+    ),
     ("parser.start not ours", "parser.start", {"x": 1}, [("Skip", "")]),
     ("result not ours", "result", {"succeeded": True, "eventEntries": []}, [("Skip", "")]),
     ("foreign prefix", "com.example.build.complete", result(), [("Skip", "")]),
@@ -92,19 +127,26 @@ def test_deploy_actions_carry_the_manifests() -> None:
     assert container["image"] == result()["image_uri"]
     assert apply_service.content_hash == "0123456789ab"
     assert apply_trigger.manifest["spec"]["filter"]["attributes"] == {
-        "type": f"{P}.parser.start", "source": "network.notifi.acme", "subject": "parser-1",
+        "type": f"{P}.parser.start",
+        "source": "network.notifi.acme",
+        "subject": "parser-1",
     }
 
 
 def test_local_trigger_delivers_to_the_gateway_path_of_the_function() -> None:
     _, trigger = decide(f"{P}.build.complete", result(), LOCAL)
-    assert trigger.manifest["spec"]["subscriber"] == {"uri": f"http://127.0.0.1:7000/default/{SVC}/"}
+    assert trigger.manifest["spec"]["subscriber"] == {
+        "uri": f"http://127.0.0.1:7000/default/{SVC}/"
+    }
 
 
 def test_kubernetes_trigger_references_the_knative_service() -> None:
     _, trigger = decide(f"{P}.build.complete", result(), KUBE)
     assert trigger.manifest["spec"]["subscriber"]["ref"] == {
-        "apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": SVC, "namespace": "default",
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "name": SVC,
+        "namespace": "default",
     }
 
 
@@ -115,7 +157,9 @@ def test_namespace_and_prefix_come_from_config() -> None:
     assert service.manifest["metadata"]["namespace"] == "team-a"
     assert trigger.manifest["spec"]["filter"]["attributes"]["type"] == "com.example.fn.parser.start"
     assert trigger.manifest["spec"]["subscriber"]["uri"] == f"http://g/team-a/{SVC}/"
-    assert decide(f"{P}.build.complete", result(), config) == [Skip(f"'{P}.build.complete' is not an event type under 'com.example.fn'")]
+    assert decide(f"{P}.build.complete", result(), config) == [
+        Skip(f"'{P}.build.complete' is not an event type under 'com.example.fn'")
+    ]
 
 
 def test_reject_lists_the_contract_problems() -> None:
@@ -134,3 +178,44 @@ def test_same_event_same_actions() -> None:
     again = decide(f"{P}.build.complete", result(), LOCAL)
     assert first == again
     assert [a.manifest for a in first] == [a.manifest for a in again]
+
+
+def test_gateway_body_carries_the_revision_template() -> None:
+    from knative_lambda.platform.deployer.gateway import revision_body, service_path
+
+    service, _ = decide(f"{P}.build.complete", result(), LOCAL)
+    body = revision_body(service)
+    assert body["revision"]["artifact"] == result()["image_uri"]
+    assert body["revision"]["content_hash"] == "0123456789ab"
+    assert body["revision"]["container_concurrency"] == 10
+    assert body["revision"]["annotations"]["autoscaling.knative.dev/max-scale"] == "50"
+    assert service_path("default", SVC) == f"/apis/v1/namespaces/default/services/{SVC}"
+
+
+def test_the_local_builders_artifact_key_and_runtime_reach_the_gateway() -> None:
+    from knative_lambda.platform.deployer.gateway import revision_body
+
+    service, _ = decide(f"{P}.build.complete", result(artifact="k-0123", runtime="node"), LOCAL)
+    assert (service.artifact, service.runtime) == ("k-0123", "node")
+    body = revision_body(service)
+    assert body["revision"]["artifact"] == "k-0123" and body["revision"]["runtime"] == "node"
+    plain, _ = decide(f"{P}.build.complete", result(artifact=5), LOCAL)
+    assert (
+        plain.artifact == ""
+        and revision_body(plain)["revision"]["artifact"] == result()["image_uri"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("image_uri", "ref"),
+    [
+        ("localhost:5000/knative-lambdas:acme-p-01234567", "acme-p-01234567"),
+        ("registry/knative-lambdas:t", "t"),
+        ("localhost:5000/knative-lambdas", "localhost:5000/knative-lambdas"),
+        ("plain-key", "plain-key"),
+    ],
+)
+def test_artifact_ref_is_the_image_tag(image_uri: str, ref: str) -> None:
+    from knative_lambda.platform.deployer.gateway import artifact_ref
+
+    assert artifact_ref(image_uri) == ref

@@ -16,7 +16,9 @@ def test_env_overrides_the_schema_location(tmp_path: Path, monkeypatch: pytest.M
     assert schemas.knative_schemas_dir() == tmp_path
 
 
-def test_missing_schemas_give_none_and_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_schemas_give_none_and_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KL_SCHEMAS_DIR", str(tmp_path / "absent"))
     monkeypatch.setattr(schemas, "REPO_ROOT", tmp_path / "repo")
     assert schemas.knative_schemas_dir() is None
@@ -25,26 +27,50 @@ def test_missing_schemas_give_none_and_a_clear_error(tmp_path: Path, monkeypatch
 
 
 CONVERSIONS = [
-    ("closes objects", {"type": "object", "properties": {"a": {"type": "string"}}},
-     {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False}),
-    ("keeps preserve-unknown open", {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {}},
-     {"type": "object", "properties": {}}),
-    ("int-or-string", {"x-kubernetes-int-or-string": True}, {"anyOf": [{"type": "integer"}, {"type": "string"}]}),
+    (
+        "closes objects",
+        {"type": "object", "properties": {"a": {"type": "string"}}},
+        {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False},
+    ),
+    (
+        "keeps preserve-unknown open",
+        {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {}},
+        {"type": "object", "properties": {}},
+    ),
+    (
+        "int-or-string",
+        {"x-kubernetes-int-or-string": True},
+        {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+    ),
     ("nullable", {"type": "string", "nullable": True}, {"type": ["string", "null"]}),
-    ("drops descriptions and defaults", {"type": "string", "description": "d", "default": "x"}, {"type": "string"}),
-    ("maps stay maps", {"type": "object", "additionalProperties": {"type": "string"}},
-     {"type": "object", "additionalProperties": {"type": "string"}}),
+    (
+        "drops descriptions and defaults",
+        {"type": "string", "description": "d", "default": "x"},
+        {"type": "string"},
+    ),
+    (
+        "maps stay maps",
+        {"type": "object", "additionalProperties": {"type": "string"}},
+        {"type": "object", "additionalProperties": {"type": "string"}},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "given", "expected"), CONVERSIONS, ids=[c[0] for c in CONVERSIONS])
+@pytest.mark.parametrize(
+    ("case", "given", "expected"), CONVERSIONS, ids=[c[0] for c in CONVERSIONS]
+)
 def test_crd_schema_conversion(case: str, given: dict, expected: dict) -> None:
     assert schemas.crd_to_jsonschema(given) == expected
 
 
 @pytest.mark.parametrize(
     ("parts", "text"),
-    [([], ""), (["spec"], "spec"), (["spec", "containers", 0, "image"], "spec.containers[0].image"), ([0, "a"], "[0].a")],
+    [
+        ([], ""),
+        (["spec"], "spec"),
+        (["spec", "containers", 0, "image"], "spec.containers[0].image"),
+        ([0, "a"], "[0].a"),
+    ],
 )
 def test_path_of(parts: list, text: str) -> None:
     assert path_of(parts) == text
@@ -52,16 +78,35 @@ def test_path_of(parts: list, text: str) -> None:
 
 def test_knows_the_shared_crds(schemas_dir: Path) -> None:
     kinds = set(schemas.crd_schemas(str(schemas_dir)))
-    assert {("serving.knative.dev/v1", "Service"), ("eventing.knative.dev/v1", "Broker"),
-            ("eventing.knative.dev/v1", "Trigger")} <= kinds
+    assert {
+        ("serving.knative.dev/v1", "Service"),
+        ("eventing.knative.dev/v1", "Broker"),
+        ("eventing.knative.dev/v1", "Trigger"),
+    } <= kinds
 
 
 CORE_OK = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kl"}},
-    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "kl"}, "data": {"a": "b"}},
+    {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "kl"},
+        "data": {"a": "b"},
+    },
     {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}},
-    {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
-     "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}},
+    {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox"}],
+                }
+            }
+        },
+    },
 ]
 
 
@@ -71,11 +116,31 @@ def test_core_kinds_validate_with_kubernetes_schemas(manifest: dict) -> None:
 
 
 CORE_BAD = [
-    ("unknown field", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "dataa": {}}, ""),
-    ("data not strings", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": 1}}, "data.a"),
-    ("bad name", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "Kl_1"}}, "metadata.name"),
-    ("port string", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
-                     "spec": {"ports": [{"port": "80"}]}}, "spec.ports[0].port"),
+    (
+        "unknown field",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "dataa": {}},
+        "",
+    ),
+    (
+        "data not strings",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": 1}},
+        "data.a",
+    ),
+    (
+        "bad name",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "Kl_1"}},
+        "metadata.name",
+    ),
+    (
+        "port string",
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "s"},
+            "spec": {"ports": [{"port": "80"}]},
+        },
+        "spec.ports[0].port",
+    ),
     ("unknown kind", {"apiVersion": "v1", "kind": "Gizmo", "metadata": {"name": "g"}}, ""),
 ]
 
@@ -92,6 +157,8 @@ def test_not_a_mapping() -> None:
 
 
 def test_unknown_custom_kind_names_the_known_ones(schemas_dir: Path) -> None:
-    found = problems({"apiVersion": "serving.knative.dev/v1", "kind": "Route", "metadata": {"name": "r"}},
-                     schemas_dir=schemas_dir)
+    found = problems(
+        {"apiVersion": "serving.knative.dev/v1", "kind": "Route", "metadata": {"name": "r"}},
+        schemas_dir=schemas_dir,
+    )
     assert "no CRD schema for serving.knative.dev/v1 Route" in found[0].reason

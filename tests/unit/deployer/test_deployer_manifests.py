@@ -37,7 +37,9 @@ def every_manifest() -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize("manifest", every_manifest(), ids=lambda x: f"{x['kind']}-{x['metadata']['name']}")
+@pytest.mark.parametrize(
+    "manifest", every_manifest(), ids=lambda x: f"{x['kind']}-{x['metadata']['name']}"
+)
 def test_every_generated_manifest_validates(manifest: dict[str, Any], schemas_dir) -> None:
     validate_manifest(manifest, schemas_dir=schemas_dir)
 
@@ -68,7 +70,11 @@ def test_service_shape_follows_the_contract() -> None:
     assert container["ports"] == [{"name": "http1", "containerPort": 8080}]
     assert container["image"] == names.image_uri("registry.local:5000", TP, PARSER, HASH)
     labels = svc["spec"]["template"]["metadata"]["labels"]
-    assert labels[m.LABEL_TP] == TP and labels[m.LABEL_PARSER] == PARSER and labels[m.LABEL_HASH] == HASH
+    assert (
+        labels[m.LABEL_TP] == TP
+        and labels[m.LABEL_PARSER] == PARSER
+        and labels[m.LABEL_HASH] == HASH
+    )
     assert svc["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}]
 
 
@@ -80,7 +86,9 @@ def test_the_builders_artifact_wins_over_the_derived_image() -> None:
 def test_retention_period_annotation_only_when_configured() -> None:
     key = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
     assert key not in service()["spec"]["template"]["metadata"]["annotations"]
-    tuned = m.function_service(TP, PARSER, HASH, autoscaling=m.Autoscaling(scale_to_zero_pod_retention_period="5s"))
+    tuned = m.function_service(
+        TP, PARSER, HASH, autoscaling=m.Autoscaling(scale_to_zero_pod_retention_period="5s")
+    )
     assert tuned["spec"]["template"]["metadata"]["annotations"][key] == "5s"
 
 
@@ -99,7 +107,11 @@ def test_function_trigger_filters_on_type_source_subject() -> None:
         "source": f"network.notifi.{TP}",
         "subject": PARSER,
     }
-    assert trig["spec"]["delivery"] == {"retry": 5, "backoffPolicy": "exponential", "backoffDelay": "PT1S"}
+    assert trig["spec"]["delivery"] == {
+        "retry": 5,
+        "backoffPolicy": "exponential",
+        "backoffDelay": "PT1S",
+    }
     assert trig["metadata"]["annotations"] == {"rabbitmq.eventing.knative.dev/parallelism": "50"}
 
 
@@ -110,10 +122,14 @@ def test_prefix_is_configurable() -> None:
 
 def test_broker_is_rabbitmq_class_with_quorum_queue_config() -> None:
     broker, config = m.broker(), m.rabbitmq_broker_config("rabbitmq", "rabbitmq")
-    assert broker["metadata"]["annotations"] == {"eventing.knative.dev/broker.class": "RabbitMQBroker"}
+    assert broker["metadata"]["annotations"] == {
+        "eventing.knative.dev/broker.class": "RabbitMQBroker"
+    }
     ref = broker["spec"]["config"]
     assert (ref["kind"], ref["name"], ref["apiVersion"]) == (
-        config["kind"], config["metadata"]["name"], config["apiVersion"],
+        config["kind"],
+        config["metadata"]["name"],
+        config["apiVersion"],
     )
     assert config["spec"]["queueType"] == "quorum"
 
@@ -122,10 +138,13 @@ def test_component_triggers_one_per_type() -> None:
     builder = m.builder_triggers(m.uri_subscriber("http://b/"))
     deployer = m.deployer_triggers(m.uri_subscriber("http://d/"))
     assert [t["spec"]["filter"]["attributes"]["type"] for t in builder] == [
-        f"{PREFIX}.build.start", f"{PREFIX}.job.start", f"{PREFIX}.rebuild.start",
+        f"{PREFIX}.build.start",
+        f"{PREFIX}.job.start",
+        f"{PREFIX}.rebuild.start",
     ]
     assert [t["spec"]["filter"]["attributes"]["type"] for t in deployer] == [
-        f"{PREFIX}.build.complete", f"{PREFIX}.service.delete",
+        f"{PREFIX}.build.complete",
+        f"{PREFIX}.service.delete",
     ]
     assert len({t["metadata"]["name"] for t in builder + deployer}) == 5
 
@@ -160,32 +179,81 @@ def _drop(doc: dict[str, Any], path: list[Any]) -> dict[str, Any]:
 
 
 BROKEN = [
-    ("port-as-string", lambda: _set(service(), ["spec", "template", "spec", "containers", 0, "ports", 0, "containerPort"], "8080"),
-     "spec.template.spec.containers[0].ports[0].containerPort"),
-    ("typo-field", lambda: _set(service(), ["spec", "template", "spec", "contianers"], []),
-     "spec.template.spec"),
-    ("no-containers", lambda: _drop(service(), ["spec", "template", "spec", "containers"]),
-     "spec.template.spec"),
-    ("annotation-not-string", lambda: _set(service(), ["spec", "template", "metadata", "annotations", "autoscaling.knative.dev/target"], 10),
-     "spec.template.metadata.annotations.autoscaling.knative.dev/target"),
-    ("concurrency-as-string", lambda: _set(service(), ["spec", "template", "spec", "containerConcurrency"], "10"),
-     "spec.template.spec.containerConcurrency"),
+    (
+        "port-as-string",
+        lambda: _set(
+            service(),
+            ["spec", "template", "spec", "containers", 0, "ports", 0, "containerPort"],
+            "8080",
+        ),
+        "spec.template.spec.containers[0].ports[0].containerPort",
+    ),
+    (
+        "typo-field",
+        lambda: _set(service(), ["spec", "template", "spec", "contianers"], []),
+        "spec.template.spec",
+    ),
+    (
+        "no-containers",
+        lambda: _drop(service(), ["spec", "template", "spec", "containers"]),
+        "spec.template.spec",
+    ),
+    (
+        "annotation-not-string",
+        lambda: _set(
+            service(),
+            ["spec", "template", "metadata", "annotations", "autoscaling.knative.dev/target"],
+            10,
+        ),
+        "spec.template.metadata.annotations.autoscaling.knative.dev/target",
+    ),
+    (
+        "concurrency-as-string",
+        lambda: _set(service(), ["spec", "template", "spec", "containerConcurrency"], "10"),
+        "spec.template.spec.containerConcurrency",
+    ),
     ("bad-name", lambda: _set(service(), ["metadata", "name"], "Lambda_ACME"), "metadata.name"),
     ("name-too-long", lambda: _set(service(), ["metadata", "name"], "a" * 64), "metadata.name"),
-    ("bad-label-value", lambda: _set(service(), ["metadata", "labels", m.LABEL_TP], "a b"), f"metadata.labels.{m.LABEL_TP}"),
+    (
+        "bad-label-value",
+        lambda: _set(service(), ["metadata", "labels", m.LABEL_TP], "a b"),
+        f"metadata.labels.{m.LABEL_TP}",
+    ),
     ("wrong-api-version", lambda: _set(service(), ["apiVersion"], "serving.knative.dev/v2"), ""),
-    ("trigger-retry-string", lambda: _set(fn_trigger(), ["spec", "delivery", "retry"], "5"), "spec.delivery.retry"),
+    (
+        "trigger-retry-string",
+        lambda: _set(fn_trigger(), ["spec", "delivery", "retry"], "5"),
+        "spec.delivery.retry",
+    ),
     ("trigger-broker-number", lambda: _set(fn_trigger(), ["spec", "broker"], 1), "spec.broker"),
-    ("trigger-subscriber-typo", lambda: _set(fn_trigger(), ["spec", "subscriber", "url"], "http://x"), "spec.subscriber"),
-    ("broker-config-kind-number", lambda: _set(m.broker(), ["spec", "config", "kind"], 3), "spec.config.kind"),
-    ("broker-config-queue-type", lambda: _set(m.rabbitmq_broker_config("r", "r"), ["spec", "queueType"], "lazy"), "spec.queueType"),
-    ("config-autoscaler-unknown-key", lambda: _set(m.autoscaler_config_map(), ["data", "scale-to-zero-grace"], "1s"), "data.scale-to-zero-grace"),
+    (
+        "trigger-subscriber-typo",
+        lambda: _set(fn_trigger(), ["spec", "subscriber", "url"], "http://x"),
+        "spec.subscriber",
+    ),
+    (
+        "broker-config-kind-number",
+        lambda: _set(m.broker(), ["spec", "config", "kind"], 3),
+        "spec.config.kind",
+    ),
+    (
+        "broker-config-queue-type",
+        lambda: _set(m.rabbitmq_broker_config("r", "r"), ["spec", "queueType"], "lazy"),
+        "spec.queueType",
+    ),
+    (
+        "config-autoscaler-unknown-key",
+        lambda: _set(m.autoscaler_config_map(), ["data", "scale-to-zero-grace"], "1s"),
+        "data.scale-to-zero-grace",
+    ),
     ("missing-metadata", lambda: _drop(fn_trigger(), ["metadata"]), ""),
 ]
 
 
 @pytest.mark.parametrize(("case", "make", "where"), BROKEN, ids=[b[0] for b in BROKEN])
-def test_a_broken_manifest_fails_with_the_path_of_the_problem(case, make, where, schemas_dir) -> None:
+def test_a_broken_manifest_fails_with_the_path_of_the_problem(
+    case, make, where, schemas_dir
+) -> None:
     manifest = make()
     with pytest.raises(ManifestError) as info:
         validate_manifest(manifest, schemas_dir=schemas_dir)

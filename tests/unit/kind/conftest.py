@@ -11,5 +11,7 @@ from knative_lambda.harness.kube import knative_schemas_dir
 def schemas_dir() -> Path:
     found = knative_schemas_dir()
     if found is None:
-        pytest.skip("Knative CRD schemas not found: set KL_SCHEMAS_DIR or check out shared/ beside the repo")
+        pytest.skip(
+            "Knative CRD schemas not found: set KL_SCHEMAS_DIR or check out shared/ beside the repo"
+        )
     return found

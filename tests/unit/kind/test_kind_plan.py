@@ -36,21 +36,40 @@ def test_every_manifest_in_the_plan_validates(manifest: dict, schemas_dir: Path)
 
 def test_the_plan_installs_the_whole_stack() -> None:
     urls = " ".join(" ".join(s.argv) for s in STEPS if s.action == "apply-url")
-    for release in (versions.SERVING_CRDS, versions.SERVING_CORE, versions.KOURIER, versions.EVENTING_CRDS,
-                    versions.EVENTING_CORE, versions.RABBITMQ_OPERATOR, versions.RABBITMQ_TOPOLOGY,
-                    versions.RABBITMQ_BROKER, versions.CERT_MANAGER_RELEASE):
+    for release in (
+        versions.SERVING_CRDS,
+        versions.SERVING_CORE,
+        versions.KOURIER,
+        versions.EVENTING_CRDS,
+        versions.EVENTING_CORE,
+        versions.RABBITMQ_OPERATOR,
+        versions.RABBITMQ_TOPOLOGY,
+        versions.RABBITMQ_BROKER,
+        versions.CERT_MANAGER_RELEASE,
+    ):
         assert release.url in urls
     kinds = {(m["kind"], m["metadata"]["name"]) for m in kind.manifests_of(STEPS)}
-    assert {("Broker", "default"), ("RabbitmqBrokerConfig", "default-config"), ("RabbitmqCluster", "rabbitmq"),
-            ("Deployment", "minio"), ("Deployment", "kl-builder"), ("Deployment", "kl-deployer"),
-            ("Trigger", "kl-deployer-build-complete"), ("Trigger", "kl-builder-build-start"),
-            ("ConfigMap", "config-autoscaler")} <= kinds
+    assert {
+        ("Broker", "default"),
+        ("RabbitmqBrokerConfig", "default-config"),
+        ("RabbitmqCluster", "rabbitmq"),
+        ("Deployment", "minio"),
+        ("Deployment", "kl-builder"),
+        ("Deployment", "kl-deployer"),
+        ("Trigger", "kl-deployer-build-complete"),
+        ("Trigger", "kl-builder-build-start"),
+        ("ConfigMap", "config-autoscaler"),
+    } <= kinds
 
 
 def test_cluster_is_created_before_anything_touches_it() -> None:
     create = first(lambda s: s.action == "create-cluster")
     assert first(lambda s: s.action == "write-file") < create
-    touches = index(lambda s: s.action in ("apply", "apply-url", "wait", "load-image") or s.argv[:1] == ("kubectl",))
+    touches = index(
+        lambda s: (
+            s.action in ("apply", "apply-url", "wait", "load-image") or s.argv[:1] == ("kubectl",)
+        )
+    )
     assert touches and min(touches) > create
 
 
@@ -71,7 +90,10 @@ def test_every_custom_resource_comes_after_its_crd_and_a_wait() -> None:
 
 def test_every_release_and_deployment_apply_is_followed_by_a_wait() -> None:
     for i, step in enumerate(STEPS):
-        if step.action == "apply-url" or (step.manifest and step.manifest["kind"] in ("Deployment", "Job", "RabbitmqCluster", "Broker")):
+        if step.action == "apply-url" or (
+            step.manifest
+            and step.manifest["kind"] in ("Deployment", "Job", "RabbitmqCluster", "Broker")
+        ):
             later = STEPS[i + 1 :]
             assert any(s.action == "wait" for s in later), step.what
 
@@ -81,7 +103,11 @@ def test_a_wait_follows_each_phase_before_the_next_phase_starts() -> None:
     for phase in ("cert-manager", "serving", "eventing", "rabbitmq", "minio", "broker", "platform"):
         last_of_phase = max(i for i, p in enumerate(phases) if p == phase)
         waits = [i for i, s in enumerate(STEPS) if s.phase == phase and s.action == "wait"]
-        applies = [i for i, s in enumerate(STEPS) if s.phase == phase and s.action in ("apply", "apply-url")]
+        applies = [
+            i
+            for i, s in enumerate(STEPS)
+            if s.phase == phase and s.action in ("apply", "apply-url")
+        ]
         assert waits, phase
         # the last apply-url of a phase is waited for inside the phase
         urls = [i for i in applies if STEPS[i].action == "apply-url"]
@@ -93,11 +119,20 @@ def test_a_wait_follows_each_phase_before_the_next_phase_starts() -> None:
 def test_image_is_built_then_loaded_before_the_platform_is_deployed() -> None:
     build = first(lambda s: s.action == "build-image")
     load = first(lambda s: s.action == "load-image")
-    deployments = index(lambda s: s.manifest is not None and s.manifest["kind"] == "Deployment"
-                        and s.manifest["metadata"]["name"].startswith("kl-"))
+    deployments = index(
+        lambda s: (
+            s.manifest is not None
+            and s.manifest["kind"] == "Deployment"
+            and s.manifest["metadata"]["name"].startswith("kl-")
+        )
+    )
     assert build < load < min(deployments)
     assert "deploy/Dockerfile" in " ".join(STEPS[build].argv)
-    images = {c["image"] for i in deployments for c in STEPS[i].manifest["spec"]["template"]["spec"]["containers"]}
+    images = {
+        c["image"]
+        for i in deployments
+        for c in STEPS[i].manifest["spec"]["template"]["spec"]["containers"]
+    }
     assert images == {OPTIONS.platform_image}
     assert OPTIONS.platform_image in STEPS[load].argv
 
@@ -152,10 +187,18 @@ def test_plan_is_pure_and_follows_the_options(tmp_path: Path) -> None:
 
 def test_settings_for_the_pods_and_the_host() -> None:
     inside, host = kind.platform_settings(OPTIONS), kind.host_settings(OPTIONS)
-    assert inside.s3_endpoint.startswith("http://minio.") and host.s3_endpoint == "http://127.0.0.1:9000"
-    assert host.gateway_url == "http://127.0.0.1:8080" and host.broker_url == "http://127.0.0.1:8081"
+    assert (
+        inside.s3_endpoint.startswith("http://minio.")
+        and host.s3_endpoint == "http://127.0.0.1:9000"
+    )
+    assert (
+        host.gateway_url == "http://127.0.0.1:8080" and host.broker_url == "http://127.0.0.1:8081"
+    )
     cfg = next(m for m in kind.manifests_of(STEPS) if m["metadata"]["name"] == "kl-settings")
-    assert "KL_S3_SECRET_KEY" not in cfg["data"] and cfg["data"]["KL_EVENT_PREFIX"] == OPTIONS.event_prefix
+    assert (
+        "KL_S3_SECRET_KEY" not in cfg["data"]
+        and cfg["data"]["KL_EVENT_PREFIX"] == OPTIONS.event_prefix
+    )
 
 
 def test_kind_config_maps_the_host_ports_and_registry() -> None:
@@ -183,3 +226,25 @@ def test_dockerfile_copies_only_what_exists() -> None:
             for src in line.split()[1:-1]:
                 assert (kind.REPO_ROOT / src).exists(), src
     assert "ARG PYTHON_IMAGE" in text
+
+
+def test_state_record_lets_later_commands_find_the_cluster(tmp_path: Path) -> None:
+    from knative_lambda.harness import state as statefile
+
+    o = kind.KindOptions(workdir=tmp_path / "kind", cluster_name="kl-test")
+    statefile.save(kind.state_record(o), tmp_path / "env.json")
+    loaded = statefile.load(tmp_path / "env.json")
+    assert loaded.target == "kind"
+    assert loaded.settings["kube_context"] == "kind-kl-test"
+    assert loaded.settings["kubeconfig"] == str((tmp_path / "kind" / "kubeconfig").resolve())
+    assert loaded.platform_settings().gateway_url == "http://127.0.0.1:8080"
+
+
+def test_down_finds_the_cluster_from_the_state(tmp_path: Path) -> None:
+    from knative_lambda.harness import state as statefile
+
+    o = kind.KindOptions(workdir=tmp_path / "kind", cluster_name="kl-test")
+    statefile.save(kind.state_record(o), tmp_path / "env.json")
+    again = kind.options_from_state(statefile.load(tmp_path / "env.json"))
+    assert again.cluster_name == "kl-test"
+    assert again.workdir.resolve() == o.workdir.resolve()

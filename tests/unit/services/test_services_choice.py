@@ -24,18 +24,23 @@ from knative_lambda.harness.services.s3 import choose_s3
 NO_DOCKER = "no Docker engine reachable (DockerException)"
 
 
-@pytest.mark.parametrize(("url", "server", "docker", "expected"), [
-    ("amqp://h/", "/usr/sbin/rabbitmq-server", None, "external"),
-    ("amqp://h/", None, NO_DOCKER, "external"),
-    ("", "/usr/sbin/rabbitmq-server", None, "process"),
-    ("", "/usr/sbin/rabbitmq-server", NO_DOCKER, "process"),
-    ("", None, None, "container"),
-])
+@pytest.mark.parametrize(
+    ("url", "server", "docker", "expected"),
+    [
+        ("amqp://h/", "/usr/sbin/rabbitmq-server", None, "external"),
+        ("amqp://h/", None, NO_DOCKER, "external"),
+        ("", "/usr/sbin/rabbitmq-server", None, "process"),
+        ("", "/usr/sbin/rabbitmq-server", NO_DOCKER, "process"),
+        ("", None, None, "container"),
+    ],
+)
 def test_choose_rabbitmq(url: str, server: str | None, docker: str | None, expected: str) -> None:
     assert choose_rabbitmq(url, server, docker) == expected
 
 
-@pytest.mark.parametrize("docker", [NO_DOCKER, "Docker image rabbitmq:3-management is not present locally"])
+@pytest.mark.parametrize(
+    "docker", [NO_DOCKER, "Docker image rabbitmq:3-management is not present locally"]
+)
 def test_choose_rabbitmq_nothing_is_one_actionable_line(docker: str) -> None:
     with pytest.raises(ServiceUnavailable) as err:
         choose_rabbitmq("", None, docker)
@@ -47,14 +52,17 @@ def test_choose_rabbitmq_nothing_is_one_actionable_line(docker: str) -> None:
         assert hint in message
 
 
-@pytest.mark.parametrize(("endpoint", "minio", "docker", "expected"), [
-    ("http://s3", "/bin/minio", None, "external"),
-    ("http://s3", None, NO_DOCKER, "external"),
-    ("", "/bin/minio", None, "process"),
-    ("", "/bin/minio", NO_DOCKER, "process"),
-    ("", None, None, "container"),
-    ("", None, NO_DOCKER, "embedded"),
-])
+@pytest.mark.parametrize(
+    ("endpoint", "minio", "docker", "expected"),
+    [
+        ("http://s3", "/bin/minio", None, "external"),
+        ("http://s3", None, NO_DOCKER, "external"),
+        ("", "/bin/minio", None, "process"),
+        ("", "/bin/minio", NO_DOCKER, "process"),
+        ("", None, None, "container"),
+        ("", None, NO_DOCKER, "embedded"),
+    ],
+)
 def test_choose_s3(endpoint: str, minio: str | None, docker: str | None, expected: str) -> None:
     assert choose_s3(endpoint, minio, docker) == expected
 
@@ -65,9 +73,16 @@ def test_node_env_keeps_everything_under_base(tmp_path: Path) -> None:
     assert (env["RABBITMQ_NODE_PORT"], env["RABBITMQ_DIST_PORT"]) == ("5001", "5003")
     assert env["RABBITMQ_NODE_IP_ADDRESS"] == "127.0.0.1"
     paths = {k: v for k, v in env.items() if k == "HOME" or k.endswith(("_BASE", "_FILE"))}
-    assert set(paths) == {"HOME", "RABBITMQ_MNESIA_BASE", "RABBITMQ_LOG_BASE", "RABBITMQ_PID_FILE",
-                          "RABBITMQ_CONFIG_FILE", "RABBITMQ_ADVANCED_CONFIG_FILE",
-                          "RABBITMQ_CONF_ENV_FILE", "RABBITMQ_ENABLED_PLUGINS_FILE"}
+    assert set(paths) == {
+        "HOME",
+        "RABBITMQ_MNESIA_BASE",
+        "RABBITMQ_LOG_BASE",
+        "RABBITMQ_PID_FILE",
+        "RABBITMQ_CONFIG_FILE",
+        "RABBITMQ_ADVANCED_CONFIG_FILE",
+        "RABBITMQ_CONF_ENV_FILE",
+        "RABBITMQ_ENABLED_PLUGINS_FILE",
+    }
     assert all(Path(v).is_relative_to(tmp_path) for v in paths.values())
 
 
@@ -95,20 +110,41 @@ def test_find_server_honours_explicit_path(tmp_path: Path) -> None:
     assert find_server({"PATH": str(tmp_path)}) == str(exe)
 
 
-@pytest.mark.parametrize("desc", [{}, {"name": "rabbitmq", "kind": "vm"}, {"name": "redis", "kind": "process"}])
+@pytest.mark.parametrize(
+    "desc", [{}, {"name": "rabbitmq", "kind": "vm"}, {"name": "redis", "kind": "process"}]
+)
 def test_attach_unknown_is_a_config_error(desc: dict) -> None:
     with pytest.raises(ConfigError, match="unknown service"):
         attach(desc)
 
 
-@pytest.mark.parametrize("desc", [
-    {"name": "rabbitmq", "kind": "external", "url": "amqp://guest:guest@127.0.0.1:5999/"},
-    {"name": "s3", "kind": "external", "url": "http://127.0.0.1:9", "buckets": ["a", "b"],
-     "credentials": {"access_key": "k", "secret_key": "s", "region": "eu-west-1"}},
-    {"name": "s3", "kind": "embedded", "url": "http://127.0.0.1:9", "buckets": ["a", "b"],
-     "ports": {"s3": 9}, "pids": {}, "dirs": {"base": "/tmp/x"},
-     "credentials": {"access_key": "kl-access", "secret_key": "kl-secret", "region": "us-east-1"}},
-])
+@pytest.mark.parametrize(
+    "desc",
+    [
+        {"name": "rabbitmq", "kind": "external", "url": "amqp://guest:guest@127.0.0.1:5999/"},
+        {
+            "name": "s3",
+            "kind": "external",
+            "url": "http://127.0.0.1:9",
+            "buckets": ["a", "b"],
+            "credentials": {"access_key": "k", "secret_key": "s", "region": "eu-west-1"},
+        },
+        {
+            "name": "s3",
+            "kind": "embedded",
+            "url": "http://127.0.0.1:9",
+            "buckets": ["a", "b"],
+            "ports": {"s3": 9},
+            "pids": {},
+            "dirs": {"base": "/tmp/x"},
+            "credentials": {
+                "access_key": "kl-access",
+                "secret_key": "kl-secret",
+                "region": "us-east-1",
+            },
+        },
+    ],
+)
 def test_attach_round_trips_describe(desc: dict) -> None:
     service = attach(desc)
     assert isinstance(service, Service)

@@ -45,8 +45,11 @@ class DockerBackend:
             raise BuildFailed(f"docker backend: {reason}")
         spec = job.spec
         deps_dir = None
-        if spec.deps and spec.runtime == "python":
-            deps_dir = await install_python(job.code_dir / spec.deps, job.artifact_dir / "deps", self.config.offline, target=True)
+        if spec.runtime == "python":  # the wrapper's imports and the function's requirements
+            reqs = job.artifact_dir / "image-requirements.txt"
+            extra = (job.code_dir / spec.deps).read_text() if spec.deps else ""
+            reqs.write_text(context.runtime_requirements() + extra)
+            deps_dir = await install_python(reqs, job.artifact_dir / "deps", self.config.offline, target=True)
         elif spec.deps:
             await install_node(job.code_dir, self.config.offline)
         data = context.assemble(job.code_dir, spec, job.config, deps_dir=deps_dir)

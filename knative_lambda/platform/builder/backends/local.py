@@ -32,7 +32,7 @@ def pip_reason(output: str) -> str:
     # From the first error line on (uv wraps its explanation over indented lines).
     start = next((i for i, line in enumerate(lines) if _PIP_REASON.match(line)), None)
     text = " ".join(lines[start:]) if start is not None else proc.tail(output, 4).replace("\n", " ")
-    return re.sub(r"\s+", " ", text)[:600]
+    return re.sub(r"\s+", " ", text).strip()[:600]
 
 
 def npm_reason(output: str) -> str:

@@ -1,0 +1,192 @@
+"""Chaos Toolkit probes (python provider) reading the platform through the ``Target`` protocol.
+
+Probes meant for a steady-state hypothesis return a bool or a number, so plain
+tolerances work (``true``, ``0``, ``[0, 0.005]``); the ones returning a dict
+(``ledger_balance``, ``load_result``) are for the journal. Each takes the same
+optional ``state`` and ``configuration`` as the actions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+
+from knative_lambda.chaos import context
+from knative_lambda.chaos.actions import function_of
+from knative_lambda.chaos.ledger import Ledger
+from knative_lambda.errors import ConfigError, KLError
+
+Configuration = dict[str, Any] | None
+
+
+def platform_health(state: str | None = None, configuration: Configuration = None) -> dict[str, Any]:
+    """Every part's health: {part: {"ok": bool, "detail": str}}."""
+    with context.target(state, configuration) as target:
+        report = target.health()
+    return {part: {"ok": ok, "detail": detail} for part, (ok, detail) in report.items()}
+
+
+def platform_healthy(wait_s: float = 0.0, state: str | None = None,
+                     configuration: Configuration = None) -> bool:
+    """True when every part is healthy (polling up to ``wait_s`` for it to become so)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if all(p["ok"] for p in platform_health(state, configuration).values()):
+                return True
+        except (KLError, httpx.HTTPError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
+def function_reachable(service: str, data: Any = None, wait_s: float = 0.0, timeout: float = 10.0,
+                       state: str | None = None, configuration: Configuration = None) -> bool:
+    """True when a POST to the function answers 2xx (polling up to ``wait_s``)."""
+    deadline = time.monotonic() + wait_s
+    with context.target(state, configuration) as target:
+        fn = function_of(target, service)
+        while True:
+            try:
+                if 200 <= target.invoke(fn, data if data is not None else {}, timeout=timeout).status < 300:
+                    return True
+            except (KLError, httpx.HTTPError):
+                pass
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+
+def instance_count(service: str, state: str | None = None, configuration: Configuration = None) -> int:
+    with context.target(state, configuration) as target:
+        return target.instance_count(function_of(target, service))
+
+
+def instances_at_least(service: str, count: int = 1, wait_s: float = 0.0,
+                       state: str | None = None, configuration: Configuration = None) -> bool:
+    """True once the service has ``count`` instances (replacement after a kill)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        if instance_count(service, state, configuration) >= count:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def ledger_balance(ledger: str = "stream", settle_s: float = 0.0, state: str | None = None,
+                   configuration: Configuration = None) -> dict[str, Any]:
+    """Events sent against events processed; waits up to ``settle_s`` for stragglers."""
+    book = Ledger(context.ledger_dir(ledger, state, configuration))
+    deadline = time.monotonic() + settle_s
+    while True:
+        result = book.balance()
+        if result.lost == 0 or time.monotonic() >= deadline:
+            return result.to_dict()
+        time.sleep(0.25)
+
+
+def ledger_balanced(ledger: str = "stream", settle_s: float = 30.0, state: str | None = None,
+                    configuration: Configuration = None) -> bool:
+    """True when every sent event was processed at least once (duplicates allowed)."""
+    return bool(ledger_balance(ledger, settle_s, state, configuration)["balanced"])
+
+
+def events_lost(ledger: str = "stream", settle_s: float = 30.0, state: str | None = None,
+                configuration: Configuration = None) -> int:
+    return int(ledger_balance(ledger, settle_s, state, configuration)["lost"])
+
+
+def load_result(name: str = "stream", state: str | None = None,
+                configuration: Configuration = None) -> dict[str, Any]:
+    """The result ``stop_load`` wrote for a background load ({} when it has not ended)."""
+    path = context.chaos_dir(state, configuration) / "loads" / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def load_error_rate(name: str = "stream", state: str | None = None,
+                    configuration: Configuration = None) -> float:
+    """Error rate of a finished background load (0.0 when it has not run)."""
+    return float(load_result(name, state, configuration).get("error_rate", 0.0))
+
+
+def builds_in_flight(state: str | None = None, configuration: Configuration = None) -> int:
+    """Builds running or queued in the builder."""
+    with context.target(state, configuration) as target:
+        url = target.settings.builder_url
+        if not url:
+            raise ConfigError("this target exposes no builder URL; builds_in_flight needs one")
+        response = target.http.get(f"{url}/apis/v1/builds", timeout=5)
+        response.raise_for_status()
+        body = response.json()
+    return int(body.get("running", 0)) + int(body.get("queued", 0))
+
+
+def no_builds_in_flight(wait_s: float = 0.0, state: str | None = None,
+                        configuration: Configuration = None) -> bool:
+    """True once no build runs or waits (a stuck build keeps this False)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if builds_in_flight(state, configuration) == 0:
+                return True
+        except (KLError, httpx.HTTPError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
+def dead_letter_depth(state: str | None = None, configuration: Configuration = None) -> int:
+    """Messages waiting in every trigger's dead-letter queue."""
+    with context.target(state, configuration) as target:
+        return sum(int(t.get("dead_letter_depth") or 0) for t in triggers_of(target))
+
+
+def triggers_of(target: Any) -> list[dict[str, Any]]:
+    """``target.triggers()``, tolerating the broker's ``{"items": [...]}`` envelope."""
+    found = target.triggers()
+    if isinstance(found, dict):
+        found = found.get("items", [])
+    return list(found)
+
+
+def services_intact(names: list[str], state: str | None = None,
+                    configuration: Configuration = None) -> bool:
+    """True when every named service still exists and is ready."""
+    with context.target(state, configuration) as target:
+        for name in names:
+            service = target.service(name)
+            if not service or not service.get("ready", True):
+                return False
+    return True
+
+
+def load_recovered(name: str = "http", within_s: float = 30.0, state: str | None = None,
+                   configuration: Configuration = None) -> bool:
+    """True when a finished load had no errors, or its errors ended within ``within_s``
+    and it succeeded again afterwards (True too when the load has not run yet)."""
+    result = load_result(name, state, configuration)
+    if not result or not result.get("errors"):
+        return True
+    recover = result.get("time_to_recover_s")
+    return recover is not None and recover <= within_s
+
+
+def build_completes(tp: str = "chaos", parser: str = "counter", timeout: float = 180.0,
+                    state: str | None = None, configuration: Configuration = None) -> bool:
+    """True when a fresh build (new content hash) ends in build.complete."""
+    from knative_lambda.chaos.actions import build_function
+
+    try:
+        build_function(tp, parser, "build.complete", True, timeout, state, configuration)
+    except (KLError, httpx.HTTPError):
+        return False
+    return True

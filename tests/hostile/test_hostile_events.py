@@ -1,0 +1,40 @@
+"""Hostile requests to the broker ingress: each answered with a clear error, nothing lost.
+
+Every tenth case a valid canary event is published too; at the end every
+canary must have been delivered and every part must still be healthy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from knative_lambda.harness.hostile import HttpCase, RawCase, send_http, send_raw, verdict
+from tests.hostile import corpus_events
+
+CASES = corpus_events.all_cases()
+CANARY_EVERY = 10
+
+
+def _param(case: HttpCase | RawCase) -> Any:
+    marks = [pytest.mark.xfail(strict=True, reason=case.bug)] if case.bug else []
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_hostile_request_gets_a_clear_error(case: HttpCase | RawCase, hostile_target: Any, canary: Any) -> None:
+    base = hostile_target.settings.broker_url
+    if isinstance(case, RawCase):
+        answer = send_raw(base, case.data, half_close=case.status is None)
+    else:
+        answer = send_http(hostile_target.http, base, case)
+    if CASES.index(case) % CANARY_EVERY == 0:
+        canary.publish()  # valid traffic between the hostile requests
+    problems = verdict(case, answer)
+    assert not problems, f"{case.id}: " + "; ".join(problems)
+
+
+def test_after_the_event_corpus_platform_is_healthy_and_nothing_lost(platform_ok: Any, canary: Any) -> None:
+    assert len(canary.sent) >= len(CASES) // CANARY_EVERY
+    platform_ok("events")
