@@ -22,13 +22,13 @@ PHASES = ("request_buffered", "scale_decision", "process_started", "instance_rea
 def breakdown(events: list[dict[str, Any]], start: float, end: float) -> dict[str, float]:
     """Seconds spent before each timeline event of one cold request (pure).
 
-    ``events`` carry ``event`` (name) and ``ts`` (wall-clock seconds); the first
+    ``events`` carry ``event`` (name) and ``wall`` (wall-clock seconds); the first
     event of each name at or after ``start`` counts. Missing events are skipped,
     so a target with a coarser timeline still gives what it knows.
     """
     firsts: dict[str, float] = {}
-    for ev in sorted(events, key=lambda e: e.get("ts", 0.0)):
-        name, ts = ev.get("event"), ev.get("ts")
+    for ev in sorted(events, key=lambda e: e.get("wall", 0.0)):
+        name, ts = ev.get("event"), ev.get("wall")
         if name in PHASES and ts is not None and ts >= start and name not in firsts:
             firsts[name] = ts
     phases, previous = {}, start

@@ -27,6 +27,11 @@ MiB = 1024 * 1024
 BUG_DUPLICATES = "BUG: builder/archive.py accepts duplicate entries (the last one silently wins)"
 BUG_ZIP_OSERROR = ("BUG: builder/archive.py _extract_zip does not turn OSError (ENAMETOOLONG) into "
                    "ArchiveRejected: the build fails as 'internal builder error'")
+BUG_FILE_DIR = ("BUG: builder/archive.py: a file then a path under it is reported as 'not a readable "
+                "tar.gz: [Errno 17] File exists' (tar) and escapes as FileExistsError -> 'internal "
+                "builder error' (zip); _write catches NotADirectoryError, not FileExistsError")
+BUG_TRUNCATED_TAR = ("BUG: builder/archive.py: an uncompressed tar cut inside a header block is read "
+                     "as complete; the build goes on with part of the upload")
 BUG_NAMES = ("BUG: builder/archive.py accepts entry names with control characters, bidi overrides "
              "or names that collide after Unicode normalization")
 
@@ -204,7 +209,7 @@ CASES: list[ArchiveCase] = [
     # tar.gz: structure
     _c("tgz-duplicate-entries", lambda: tar(("handler.py", HANDLER), ("handler.py", b"import os\n" + HANDLER)),
        "duplicate", bug=BUG_DUPLICATES),
-    _c("tgz-file-then-dir", lambda: _with_handler(("a", b"x"), ("a/b.py", b"x")), "under a file"),
+    _c("tgz-file-then-dir", lambda: _with_handler(("a", b"x"), ("a/b.py", b"x")), "under a file", bug=BUG_FILE_DIR),
     _c("tgz-dir-then-file", lambda: _with_handler(_info("d", tarfile.DIRTYPE), ("d", b"x")),
        "both a file and a directory"),
     _c("tgz-empty", lambda: tar(), "handler"),
@@ -212,8 +217,10 @@ CASES: list[ArchiveCase] = [
     _c("tgz-truncated", lambda: _with_handler(("data.bin", bytes(range(256)) * 64))[:200], "not a readable tar.gz"),
     _c("tgz-not-a-tar-inside", lambda: gzip.compress(b"just some text, not a tar " * 40), "not a readable tar"),
     _c("tar-traversal-uncompressed", lambda: _with_handler((_REL, b"x"), gz=False), "escapes"),
-    _c("tar-truncated-uncompressed", lambda: _with_handler(("data.bin", b"y" * 5000), gz=False)[:1500],
+    _c("tar-truncated-in-data", lambda: _with_handler(("data.bin", b"y" * 5000), gz=False)[:3000],
        "not a readable tar"),
+    _c("tar-truncated-in-header", lambda: _with_handler(("data.bin", b"y" * 5000), gz=False)[:1500],
+       "not a readable tar", bug=BUG_TRUNCATED_TAR),
     # tar.gz: names
     _c("tgz-name-too-long", lambda: _with_handler(("n" * 300 + ".py", b"x")), "too long"),
     _c("tgz-path-too-long", lambda: _with_handler(("/".join(["d"] * 2100) + "/x.py", b"x")), "too long"),
@@ -237,7 +244,8 @@ CASES: list[ArchiveCase] = [
     _c("zip-ratio-bomb", lambda: zip_(("zeros.bin", b"\0" * (4 * MiB))), "compression bomb"),
     _c("zip-duplicate-entries", lambda: zip_(("handler.py", HANDLER), ("handler.py", b"import os\n" + HANDLER)),
        "duplicate", bug=BUG_DUPLICATES),
-    _c("zip-file-and-dir", lambda: zip_(("handler.py", HANDLER), ("d", b"x"), ("d/x.py", b"x")), "under a file"),
+    _c("zip-file-then-dir", lambda: zip_(("handler.py", HANDLER), ("d", b"x"), ("d/x.py", b"x")), "under a file",
+       bug=BUG_FILE_DIR),
     _c("zip-empty", lambda: b"PK\x05\x06" + b"\0" * 18, "handler"),
     _c("zip-truncated", lambda: zip_(("handler.py", HANDLER * 50))[:40], "not a readable zip"),
     _c("zip-encrypted-flag", lambda: _zip_flag(0), "cannot be read"),

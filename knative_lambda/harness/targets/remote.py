@@ -122,11 +122,19 @@ class PlatformTarget:
         content_hash = outcome.data.get("content_hash", "")
         fn = self.function(tp, parser, content_hash)
         while time.monotonic() < deadline:
-            service = self.service(fn.service)
-            if service and service.get("ready") and service.get("content_hash") == content_hash:
+            if self.serving_hash(fn.service) == content_hash:
                 return fn
             time.sleep(0.05)
         raise PlatformError(f"{fn.service} not ready with revision {content_hash} after {timeout:.0f}s")
+
+    def serving_hash(self, name: str) -> str | None:
+        """Content hash of the revision that takes the service's traffic, if it is ready."""
+        service = self.service(name)
+        if not service or not service.get("ready"):
+            return None
+        revision = next((r for r in service.get("revisions", [])
+                         if r.get("name") == service.get("traffic_revision")), None)
+        return revision.get("content_hash") if revision else None
 
     def function(self, tp: str, parser: str, content_hash: str = "") -> Function:
         service = names.service_name(tp, parser)
@@ -209,11 +217,20 @@ class PlatformTarget:
         return sum(len(r.get("instances", [])) for r in service.get("revisions", []))
 
     def timeline(self, fn: Function, since: float = 0.0) -> list[dict[str, Any]]:
+        """The gateway's events for ``fn`` at or after wall-clock time ``since``."""
         response = self.http.get(f"{self.settings.gateway_url}/apis/v1/timeline",
-                                 params={"service": fn.service, "since": since})
+                                 params={"service": f"{fn.namespace}/{fn.service}"})
         response.raise_for_status()
-        body = response.json()
-        return body.get("events", body) if isinstance(body, dict) else body
+        return [e for e in response.json().get("events", []) if e.get("wall", 0.0) >= since]
+
+    def direct_url(self, fn: Function) -> str | None:
+        """URL of one ready instance, bypassing the gateway (the throughput baseline)."""
+        service = self.service(fn.service) or {}
+        for revision in service.get("revisions", []):
+            for instance in revision.get("instances", []):
+                if instance.get("state") == "ready" and instance.get("port"):
+                    return f"http://127.0.0.1:{instance['port']}/"
+        return None
 
     def wait_scaled_to_zero(self, fn: Function, *, timeout: float = 120.0) -> float:
         started = time.monotonic()

@@ -14,13 +14,13 @@ from knative_lambda.bench.functions import node_hello, python_hello, python_with
 
 def test_breakdown_splits_a_cold_request_into_phases() -> None:
     events = [
-        {"event": "instance_ready", "ts": 100.012},
-        {"event": "request_buffered", "ts": 100.001},
-        {"event": "process_started", "ts": 100.004},
-        {"event": "scale_decision", "ts": 100.002},
-        {"event": "first_byte", "ts": 100.015},
-        {"event": "instance_ready", "ts": 100.5},  # a later one does not count
-        {"event": "request_buffered", "ts": 99.0},  # before this request: ignored
+        {"event": "instance_ready", "wall": 100.012},
+        {"event": "request_buffered", "wall": 100.001},
+        {"event": "process_started", "wall": 100.004},
+        {"event": "scale_decision", "wall": 100.002},
+        {"event": "first_byte", "wall": 100.015},
+        {"event": "instance_ready", "wall": 100.5},  # a later one does not count
+        {"event": "request_buffered", "wall": 99.0},  # before this request: ignored
     ]
     phases = breakdown(events, start=100.0, end=100.016)
     assert phases == pytest.approx({"request_buffered": 0.001, "scale_decision": 0.001,
@@ -34,7 +34,7 @@ def test_breakdown_without_timeline_is_all_respond() -> None:
 
 
 def test_breakdown_skips_missing_phases() -> None:
-    phases = breakdown([{"event": "instance_ready", "ts": 2.0}], start=1.0, end=2.5)
+    phases = breakdown([{"event": "instance_ready", "wall": 2.0}], start=1.0, end=2.5)
     assert phases == pytest.approx({"instance_ready": 1.0, "respond": 0.5})
 
 
