@@ -81,7 +81,12 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise SystemExit(f"{url} not up in {timeout}s")
 
 
-async def produce(ingress: str, total: int, concurrency: int, deadline: float) -> tuple[int, int, float]:
+accept_lat: list[float] = []  # producer send -> 202 (includes the publisher confirm)
+
+
+async def produce(
+    ingress: str, total: int, concurrency: int, deadline: float, rate: float = 0.0
+) -> tuple[int, int, float]:
     import aiohttp
 
     from knative_lambda.contract.bindings import to_http
@@ -92,6 +97,7 @@ async def produce(ingress: str, total: int, concurrency: int, deadline: float) -
     base_headers, body = to_http(template, "binary")
     base_headers = {k: v for k, v in base_headers.items() if k != "ce-id"}
     ok = failed = 0
+    accept_lat.clear()
     counter = iter(range(total))
     start = time.perf_counter()
 
@@ -100,9 +106,15 @@ async def produce(ingress: str, total: int, concurrency: int, deadline: float) -
         for i in counter:
             if time.monotonic() > deadline:
                 return
-            headers = {**base_headers, "ce-id": f"bench-{i}", "ce-sentat": repr(time.time())}
+            if rate > 0:  # open loop: event i is due at start + i/rate
+                wait = start + i / rate - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            sent = time.time()
+            headers = {**base_headers, "ce-id": f"bench-{i}", "ce-sentat": repr(sent)}
             async with session.post(ingress, data=body, headers=headers) as resp:
                 await resp.read()
+                accept_lat.append(time.time() - sent)
                 if resp.status == 202:
                     ok += 1
                 else:
@@ -141,6 +153,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--concurrency", type=int, default=64, help="concurrent producer requests")
     ap.add_argument("--parallelism", type=int, default=50)
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="offered load in events/s (0 = as fast as the broker accepts)")
     ap.add_argument("--max-seconds", type=float, default=120, help="hard bound on the run")
     args = ap.parse_args()
 
@@ -175,24 +189,29 @@ def main() -> None:
         cpu0 = cpu_seconds(procs, work)
         t0 = time.time()
         ok, failed, send_s = asyncio.run(produce(f"{settings.broker_url}/default/default",
-                                                 args.events, args.concurrency, deadline))
+                                                 args.events, args.concurrency, deadline, args.rate))
         stats: dict = {}
         while time.monotonic() < deadline:
             stats = httpx.get(f"http://127.0.0.1:{rport}/stats", timeout=10).json()
             if stats["count"] >= ok:
                 break
             time.sleep(0.2)
+        trig = client.get_trigger("bench") or {}
         cpu = {k: round(v - cpu0.get(k, 0), 2) for k, v in cpu_seconds(procs, work).items()}
+        acc_ms = [x * 1000 for x in accept_lat]
         lat_ms = [x * 1000 for x in stats.get("lat", [])]
         span = (stats["last"] - t0) if stats.get("last") else float("nan")
         print(json.dumps({
             "events": args.events, "accepted": ok, "rejected": failed,
             "delivered": stats.get("count", 0),
-            "concurrency": args.concurrency, "parallelism": args.parallelism,
+            "concurrency": args.concurrency, "parallelism": args.parallelism, "rate": args.rate,
+            "trigger": {k: trig.get(k) for k in ("delivered", "retried", "dead_lettered", "queue_depth")},
             "events_per_s": round(stats.get("count", 0) / span, 1) if span == span else None,
             "ingress_per_s": round(ok / send_s, 1),
             "latency_ms": {"p50": round(percentile(lat_ms, 50), 2), "p90": round(percentile(lat_ms, 90), 2),
                            "p99": round(percentile(lat_ms, 99), 2), "max": round(max(lat_ms, default=0), 2)},
+            "accept_latency_ms": {"p50": round(percentile(acc_ms, 50), 2),
+                                  "p99": round(percentile(acc_ms, 99), 2)},
             "cpu_seconds": cpu,
             "cpus": os.cpu_count(),
         }, indent=2))

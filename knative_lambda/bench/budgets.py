@@ -283,7 +283,9 @@ def _resolve(ref: Ref, key: str, ids: Mapping[str, object]) -> str:
     if ref.id is None:
         return key
     relative = f"{key}.{ref.id}"
-    return relative if relative in ids else ref.id
+    if relative in ids or ref.id not in ids:
+        return relative  # also the name to report when neither exists
+    return ref.id
 
 
 def _stat(m: Measurement, summary: st.Summary, stat: str) -> st.Estimate | None:

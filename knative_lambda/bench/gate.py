@@ -25,6 +25,7 @@ class GateResult:
     checks: list[bd.Check]
     passed: bool
     results: list[str]  # result files it read
+    warnings: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         out = {v.value: 0 for v in bd.Verdict}
@@ -66,7 +67,16 @@ def run_gate(result_paths: Sequence[Path], budgets_path: Path) -> GateResult:
     measurements, failed = pool(records)
     checks = bd.evaluate(budgets, measurements, failed)
     return GateResult(budgets, checks, bd.gate_passes(checks, budgets.on_missing),
-                      [str(p) for p in result_paths])
+                      [str(p) for p in result_paths], target_warnings(budgets, records))
+
+
+def target_warnings(budgets: bd.Budgets, records: Sequence[RunRecord]) -> tuple[str, ...]:
+    """Budgets of one target applied to results of another: allowed, but said out loud."""
+    targets = sorted({str(r.metadata.get("target")) for r in records if r.metadata.get("target")})
+    if budgets.target and targets and targets != [budgets.target]:
+        return (f"warning: budgets are for target {budgets.target!r}, results come from "
+                f"{', '.join(targets)}",)
+    return ()
 
 
 # -- formatting ---------------------------------------------------------------
@@ -131,6 +141,7 @@ def format_table(result: GateResult) -> str:
         f"{counts['noisy']} noisy (too noisy to decide, not failing), {counts['missing']} missing"
         f" [budgets {result.budgets.source}]"
     )
+    lines.extend(result.warnings)
     return "\n".join(lines)
 
 
@@ -141,6 +152,7 @@ def to_json(result: GateResult) -> dict[str, Any]:
         "results": result.results,
         "passed": result.passed,
         "counts": result.counts(),
+        "warnings": list(result.warnings),
         "checks": [
             {
                 "measurement": c.threshold.key,

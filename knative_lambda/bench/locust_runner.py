@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from knative_lambda.bench.results import Series
 from knative_lambda.errors import ConfigError, PlatformError
@@ -244,6 +245,39 @@ def run_locust(
         failures=parse_failures_csv(_read(Path(f"{prefix}_failures.csv"))),
         stderr_tail=tail,
     )
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``http://127.0.0.1:8080/default/fn/x?a=1`` -> (``http://127.0.0.1:8080``, ``/default/fn/x?a=1``)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"not an http(s) URL: {url!r}")
+    path = parts.path or "/"
+    return f"{parts.scheme}://{parts.netloc}", path + (f"?{parts.query}" if parts.query else "")
+
+
+def run_http_load(
+    url: str,
+    workdir: Path,
+    *,
+    run_time_s: float,
+    users: int | None = None,
+    profile: str | None = None,
+    env: Mapping[str, str] | None = None,
+    payload: str | None = None,
+) -> LocustRun:
+    """Load one function URL with ``http_invoke.py``: ``users`` in a closed loop, or a QA
+    ``profile`` (scaled by ``KL_LOAD_SCALE``/``KL_LOAD_TIME_SCALE`` in ``env``)."""
+    if (users is None) == (profile is None):
+        raise ConfigError("give either users (closed loop) or a load profile")
+    host, path = split_url(url)
+    child = {"KL_FUNCTION_PATH": path, **(env or {})}
+    if payload is not None:
+        child["KL_PAYLOAD"] = payload
+    if profile is not None:
+        child["KL_LOAD_PROFILE"] = profile
+    return run_locust(LOCUSTFILES["http"], host, workdir, run_time_s=run_time_s, users=users,
+                      env=child)
 
 
 def record_into(rec: Any, run: LocustRun, name: str | None = None) -> None:

@@ -58,7 +58,7 @@ figure.plot svg{width:100%;height:auto}figcaption{font-size:.85rem;color:#555}
 .muted{color:#667}pre{background:#f6f8fa;padding:.6rem;overflow:auto;font-size:.8rem}
 .verdict{font-size:1.3rem;margin:.8rem 0}.ci{font-size:.75rem;color:#667;white-space:nowrap}
 .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:.8rem}
-.plots figure.plot{margin:0}
+.plots figure.plot{margin:0}.scroll{overflow-x:auto;max-width:100%}
 """
 
 
@@ -127,37 +127,49 @@ def _figure(svg: str, ident: str, caption: str) -> str:
 CDF_POINTS = 500  # larger samples are drawn through their quantiles: same curve, small SVG
 
 
-def _cdf_xy(samples: Sequence[float]) -> tuple[Any, Any]:
+MIN_CDF_SAMPLES = 3  # fewer is a dot, not a distribution (e.g. one time-to-peak)
+
+
+def _cdf_xy(samples: Sequence[float], scale: float) -> tuple[Any, Any]:
     import numpy as np
 
-    x = np.sort(np.asarray(samples, dtype=float)) * 1e3
+    x = np.sort(np.asarray(samples, dtype=float)) * scale
     y = np.arange(1, len(x) + 1) / len(x)
     if len(x) > CDF_POINTS:
         y = np.linspace(1 / len(x), 1.0, CDF_POINTS)
         x = np.quantile(x, y, method="inverted_cdf")
-    return x, y
+    # start the staircase at 0 so the first step is drawn
+    return np.concatenate(([x[0]], x)), np.concatenate(([0.0], y))
 
 
 def plot_cdf(name: str, current: dict[str, list[float]],
              baseline: dict[str, list[float]] | None = None) -> str:
-    """Empirical CDFs of the latency measurements of one benchmark (ms on the x axis)."""
+    """Empirical CDFs of the latency measurements of one benchmark (ms or s on the x axis)."""
+    import numpy as np
+
     plt = _plt()
+    all_x = [v for s in current.values() for v in s]
+    scale, unit = (1.0, "s") if float(np.median(all_x)) >= 1.0 else (1e3, "ms")
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for label, samples in current.items():
-        x, y = _cdf_xy(samples)
+        x, y = _cdf_xy(samples, scale)
         line = ax.step(x, y, where="post", label=f"{label} (n={len(samples)})")[0]
         if baseline and baseline.get(label):
-            bx, by = _cdf_xy(baseline[label])
+            bx, by = _cdf_xy(baseline[label], scale)
             ax.step(bx, by, where="post", linestyle="--", color=line.get_color(), alpha=0.6,
                     label=f"{label} baseline (n={len(baseline[label])})")
-    all_x = [v for s in current.values() for v in s if v > 0]
-    if all_x and max(all_x) / min(all_x) > 50:
+    positive = [v for v in all_x if v > 0]
+    if positive and max(positive) / min(positive) > 50:
         ax.set_xscale("log")
-    ax.set_xlabel("latency (ms)")
+    ax.set_xlabel(f"latency ({unit})")
     ax.set_ylabel("fraction of samples")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{name}: latency CDF")
-    ax.legend(loc="lower right", fontsize=8)
+    entries = len(ax.get_lines())
+    if entries > 2:  # many curves: the legend goes below, off the data
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=7)
+    else:
+        ax.legend(loc="lower right", fontsize=8)
     return _figure(_svg(fig, f"cdf-{name}"), f"cdf-{name}",
                    f"{name}: share of samples at or below each latency")
 
@@ -193,8 +205,7 @@ def plot_series(name: str, what: str, series: Sequence[Series], ylabel: str) -> 
     ax.set_xlabel("seconds since start")
     ax.set_ylabel(ylabel)
     ax.set_title(f"{name}: {what}")
-    if len(series) > 1:
-        ax.legend(fontsize=8)
+    ax.legend(fontsize=8)
     ident = f"{what.split()[0]}-{name}"
     return _figure(_svg(fig, ident), ident, f"{name}: {what}")
 
@@ -228,9 +239,16 @@ def comparison_rows(current: dict[str, Measurement],
     rows = []
     for mid, m in current.items():
         b = baseline.get(mid)
-        if b is None or not m.samples or not b.samples:
+        if b is None:
             continue
-        ratio = st.ratio_of_medians(m.samples, b.samples)
+        s_now, s_base = m.summarize(), b.summarize()
+        if m.samples and b.samples:
+            ratio = st.ratio_of_medians(m.samples, b.samples)
+        elif s_now.p50 is not None and s_base.p50 is not None:
+            # a slim baseline (summaries only): combine the two intervals instead
+            ratio = st.ratio_of_estimates(s_now.p50, s_base.p50)
+        else:
+            continue
         k = _kind(m)
         if ratio is None:
             change = "-"
@@ -240,7 +258,6 @@ def comparison_rows(current: dict[str, Measurement],
             change = "faster" if k == "time" else "lower"
         else:
             change = "no clear change"
-        s_now, s_base = m.summarize(), b.summarize()
         rows.append({
             "id": mid,
             "baseline": fmt_estimate(s_base.p50, k),
@@ -257,7 +274,8 @@ def comparison_rows(current: dict[str, Measurement],
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
            row_classes: Sequence[str] | None = None, num_from: int = 99) -> str:
-    out = ["<table><thead><tr>", *(f"<th>{_e(h)}</th>" for h in headers), "</tr></thead><tbody>"]
+    out = ['<div class="scroll"><table><thead><tr>', *(f"<th>{_e(h)}</th>" for h in headers),
+           "</tr></thead><tbody>"]
     for i, row in enumerate(rows):
         cls = f' class="{_e(row_classes[i])}"' if row_classes else ""
         out.append(f"<tr{cls}>")
@@ -265,7 +283,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
             td = '<td class="num">' if j >= num_from else "<td>"
             out.append(f"{td}{_e(cell)}</td>")
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 
@@ -299,7 +317,8 @@ def _bench_plots(bench: BenchmarkRecord, measurements: dict[str, Measurement],
                  baseline: dict[str, Measurement] | None) -> list[str]:
     figs = []
     lat = {mid: measurements[mid].samples for mid in bench.measurements
-           if mid in measurements and measurements[mid].unit == "s" and measurements[mid].samples}
+           if mid in measurements and measurements[mid].unit == "s"
+           and len(measurements[mid].samples) >= MIN_CDF_SAMPLES}
     if lat:
         base = None
         if baseline:
@@ -310,6 +329,7 @@ def _bench_plots(bench: BenchmarkRecord, measurements: dict[str, Measurement],
     inst = [s for k, s in bench.series.items() if k.startswith(INSTANCE_PREFIXES) and s.t]
     if inst:
         figs.append(plot_series(bench.name, "instances over time", inst, "count"))
+        # (a throughput run's "users" series is the load generator's users, named as such)
     thr = [s for k, s in bench.series.items() if k.startswith(THROUGHPUT_PREFIXES) and s.t]
     if thr:
         figs.append(plot_series(bench.name, "throughput over time", thr, "per second"))
@@ -345,6 +365,8 @@ def render(
                     f"{_e(counts.get('pass', 0))} pass, {_e(counts.get('fail', 0))} fail, "
                     f"{_e(counts.get('noisy', 0))} noisy, {_e(counts.get('missing', 0))} missing "
                     f'<span class="muted">({_e(gate.get("budgets", ""))})</span></p>')
+        for warning in gate.get("warnings", []):
+            body.append(f'<p class="noisy">{_e(warning)}</p>')
         checks = gate.get("checks", [])
         body.append(_table(
             ("measurement", "budget", "measured [95% interval]", "verdict", "detail"),
@@ -387,7 +409,7 @@ def render(
                 num_from=1,
             ))
         else:
-            body.append("<p>No measurement in common with raw samples on both sides.</p>")
+            body.append("<p>No measurement in common with the baseline.</p>")
     plots: list[str] = []
     for bench in benches:
         figs = _bench_plots(bench, measurements, base_m)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import platform
 import subprocess
@@ -211,12 +212,27 @@ class RunRecord:
             raise ConfigError(f"{source}: malformed result file ({type(exc).__name__}: {exc})") from None
 
 
+def _clean(obj: Any) -> Any:
+    """Strict JSON: NaN/inf (e.g. in notes) become null; saving must never lose a run."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
 def save(record: RunRecord, path: Path) -> None:
-    """Write atomically (temp file + rename) so an interrupted save never leaves half a file."""
+    """Write atomically (temp file + rename) so an interrupted save never leaves half a file.
+
+    Values JSON cannot hold (objects in notes) are written as their ``str()``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record.to_dict(), indent=1, allow_nan=False) + "\n")
+    text = json.dumps(_clean(record.to_dict()), indent=1, allow_nan=False, default=str)
+    tmp.write_text(text + "\n")
     os.replace(tmp, path)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -123,10 +124,16 @@ class Recorder:
         return m
 
     def sample(self, value: float, name: str | None = None) -> None:
-        self.measurement(name).samples.append(float(value))
+        # a NaN/inf would poison the summary and the JSON file: count it as an error instead
+        value = float(value)
+        if math.isfinite(value):
+            self.measurement(name).samples.append(value)
+        else:
+            self.error(f"non-finite sample {value}", name)
 
     def samples(self, values: Sequence[float], name: str | None = None) -> None:
-        self.measurement(name).samples.extend(float(v) for v in values)
+        for v in values:
+            self.sample(v, name)
 
     def error(self, message: str = "", name: str | None = None, count: int = 1) -> None:
         m = self.measurement(name)
@@ -136,7 +143,8 @@ class Recorder:
 
     def window(self, seconds: float, name: str | None = None) -> None:
         """The measurement window, so the summary can give a throughput (rps)."""
-        self.measurement(name).duration = float(seconds)
+        seconds = float(seconds)
+        self.measurement(name).duration = seconds if math.isfinite(seconds) and seconds > 0 else None
 
     @contextlib.contextmanager
     def timed(self, name: str | None = None) -> Iterator[None]:
@@ -154,15 +162,21 @@ class Recorder:
         s = self.record.series.get(series)
         if s is None:
             s = self.record.series[series] = Series(name=series, unit=unit)
-        s.t.append(self.elapsed() if t is None else float(t))
-        s.v.append(float(value))
+        t = self.elapsed() if t is None else float(t)
+        if math.isfinite(t) and math.isfinite(float(value)):
+            s.t.append(t)
+            s.v.append(float(value))
 
     def series(self, name: str, t: Sequence[float], v: Sequence[float], unit: str = "") -> None:
-        self.record.series[name] = Series(name, unit, [float(x) for x in t], [float(x) for x in v])
+        pairs = [(float(a), float(b)) for a, b in zip(t, v, strict=True)
+                 if math.isfinite(float(a)) and math.isfinite(float(b))]
+        self.record.series[name] = Series(name, unit, [a for a, _ in pairs], [b for _, b in pairs])
 
     def phases(self, **phases: float) -> None:
         """One sample's breakdown, e.g. cold start ``schedule=.., start=.., ready=..``."""
-        self.record.breakdown.append({k: float(v) for k, v in phases.items()})
+        self.record.breakdown.append(
+            {k: float(v) for k, v in phases.items() if math.isfinite(float(v))}
+        )
 
     def note(self, key: str, value: Any) -> None:
         self.record.extra[key] = value

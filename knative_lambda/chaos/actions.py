@@ -162,7 +162,17 @@ def deploy_counter(tp: str = "chaos", parser: str = "counter", timeout: float = 
                 raise PlatformError(f"{fn.service} not ready with revision {content_hash} "
                                     f"after {timeout:.0f}s")
             time.sleep(0.1)
+    _remember_deployed(fn.service, state, configuration)
     return {"service": fn.service, "url": fn.url, "content_hash": content_hash}
+
+
+def _remember_deployed(service: str, state: str | None, configuration: Configuration) -> None:
+    """Services this run deployed: the hypothesis checks they survive (probes.deployed_intact)."""
+    path = context.chaos_dir(state, configuration) / "deployed.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    known = json.loads(path.read_text()) if path.exists() else []
+    if service not in known:
+        path.write_text(json.dumps([*known, service]))
 
 
 def _serves(service: dict[str, Any] | None, content_hash: str) -> bool:

@@ -163,7 +163,10 @@ def services_intact(names: list[str], state: str | None = None,
     """True when every named service still exists and is ready."""
     with context.target(state, configuration) as target:
         for name in names:
-            service = target.service(name)
+            try:
+                service = target.service(name)
+            except (KLError, httpx.HTTPError):
+                return False  # the management API is down: nothing can be said to be intact
             if not service or not service.get("ready", True):
                 return False
     return True
@@ -190,3 +193,29 @@ def build_completes(tp: str = "chaos", parser: str = "counter", timeout: float =
     except (KLError, httpx.HTTPError):
         return False
     return True
+
+
+def deployed_intact(wait_s: float = 30.0, state: str | None = None,
+                    configuration: Configuration = None) -> bool:
+    """Every service this run deployed still exists, is ready and answers 2xx.
+
+    True before anything was deployed, so it fits a hypothesis checked before
+    and after the method. Polls up to ``wait_s`` for the platform to come back.
+    """
+    path = context.chaos_dir(state, configuration) / "deployed.json"
+    names = json.loads(path.read_text()) if path.exists() else []
+    deadline = time.monotonic() + wait_s
+    for name in names:
+        while not (services_intact([name], state, configuration)
+                   and function_reachable(name, state=state, configuration=configuration)):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+    return True
+
+
+def load_failed_fast(name: str = "http", state: str | None = None,
+                     configuration: Configuration = None) -> bool:
+    """True when no request of a finished load hung until its client timeout."""
+    kinds = load_result(name, state, configuration).get("error_kinds", {})
+    return not any("Timeout" in kind for kind in kinds)

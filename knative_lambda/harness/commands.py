@@ -37,10 +37,11 @@ def up(target: str, dry_run: bool, secure: bool, state_path: Path | None) -> Non
     if target == "kind":
         from knative_lambda.harness.targets import kind
 
+        options = kind.options_from()
         if dry_run:
-            click.echo(kind.dry_run(kind.KindOptions()))
+            click.echo(kind.dry_run(options))
             return
-        kind.up(kind.KindOptions(), state_path=_state_path(state_path))
+        kind.up(options, state_path=_state_path(state_path))
         return
     if target == "cluster":
         raise click.UsageError(
@@ -58,9 +59,15 @@ def up(target: str, dry_run: bool, secure: bool, state_path: Path | None) -> Non
 @state_option
 def down(state_path: Path | None) -> None:
     """Stop everything 'kl up' started and remove the state file."""
+    path = _state_path(state_path)
+    if path.exists() and statefile.load(path).target == "kind":
+        from knative_lambda.harness.targets import kind
+
+        kind.down(state_path=path)
+        return
     from knative_lambda.harness import local
 
-    local.down(_state_path(state_path))
+    local.down(path)
 
 
 @click.command()

@@ -25,7 +25,13 @@ from knative_lambda.errors import KLError
 from knative_lambda.harness import state as statefile
 from knative_lambda.harness import supervisor
 from knative_lambda.harness.components import COMPONENTS
-from knative_lambda.harness.services import attach, free_port, resolve_rabbitmq, resolve_s3
+from knative_lambda.harness.services import (
+    attach,
+    free_port,
+    resolve_rabbitmq,
+    resolve_s3,
+    with_services,
+)
 from knative_lambda.harness.state import State
 from knative_lambda.settings import Settings
 
@@ -115,19 +121,10 @@ def up(
         progress(f"  rabbitmq ({rabbit.kind}) {rabbit.url()}")
         progress(f"  s3 ({s3.kind}) {s3.url()}")
 
-        s3_desc = state.services["s3"]
         ports = {c.name: free_port() for c in COMPONENTS}
         urls = {c.url_setting: f"http://127.0.0.1:{ports[c.name]}" for c in COMPONENTS if c.url_setting}
-        settings = dataclasses.replace(
-            base,
-            amqp_url=rabbit.url(),
-            s3_endpoint=s3.url(),
-            s3_access_key=s3_desc.get("access_key", base.s3_access_key),
-            s3_secret_key=s3_desc.get("secret_key", base.s3_secret_key),
-            token=token,
-            data_dir=data_dir,
-            **urls,
-        )
+        settings = dataclasses.replace(with_services(base, rabbit, s3), token=token,
+                                       data_dir=data_dir, **urls)
         state.settings = statefile.settings_to_dict(settings)
         statefile.save(state, state_path)
 
@@ -191,8 +188,9 @@ def _pid_records(state: State, part: str) -> list[dict[str, Any]]:
     if part in state.components:
         return [state.components[part]]
     if part in state.services:
-        description = state.services[part]
-        return [{"pid": pid} for pid in description.get("pids", [])]
+        # the server process leads its group, so signalling it reaches beam / moto too
+        server = state.services[part].get("pids", {}).get("server")
+        return [server] if server else []
     known = ", ".join([*state.services, *state.components])
     raise KLError(f"unknown part {part!r}; parts: {known}")
 

@@ -1,5 +1,6 @@
 """Conformance suite: target-agnostic; the target comes from --kl-target."""
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -20,4 +21,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def source():
-    return lambda name: (FUNCTIONS / name).read_bytes()
+    """``source(name)``: a function's code, made unique per call (a fresh content hash),
+    so that no test sees another test's build cache."""
+
+    def read(name: str) -> bytes:
+        return (FUNCTIONS / name).read_bytes() + f"\n# {uuid.uuid4().hex}\n".encode()
+
+    return read

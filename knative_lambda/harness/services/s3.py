@@ -173,6 +173,7 @@ class _S3Process(_S3Base):
             f"http://{HOST}:{self.port}", ACCESS_KEY, SECRET_KEY, REGION, buckets, start_timeout
         )
         self.pids: dict[str, Any] = pids or {}
+        self.stop_grace = 30.0
         self._popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -225,7 +226,9 @@ class _S3Process(_S3Base):
         self._wait_ready(self.kind)
 
     def stop(self) -> None:
-        procs.terminate(self._server(), grace=10.0, popen=self._popen)
+        # Generous grace: the embedded server writes its snapshot on SIGTERM, and
+        # a SIGKILL in the middle (a loaded CI box) would lose the objects.
+        procs.terminate(self._server(), grace=self.stop_grace, popen=self._popen)
         self._popen = None
         self.pids = {}
         self.pid_file.unlink(missing_ok=True)

@@ -22,7 +22,8 @@ def load_target(name: str = "local", state_path: Path | str | None = None) -> Ta
             return LocalTarget(state_path)
         from knative_lambda.harness.targets.cluster import ClusterTarget
 
-        return ClusterTarget(state.platform_settings(), context=state.settings.get("kube_context"))
+        return ClusterTarget(state.platform_settings(), context=state.settings.get("kube_context"),
+                             kubeconfig=state.settings.get("kubeconfig"))
     if name == "cluster":
         from knative_lambda.harness.targets.cluster import ClusterTarget
 

@@ -19,7 +19,7 @@ from knative_lambda.settings import Settings
 
 # part name -> (namespace, label selector) of its pods / name of its deployment
 PARTS: dict[str, tuple[str, str]] = {
-    "broker": ("knative-lambda", "app=kl-broker"),
+    "broker": ("knative-eventing", "eventing.knative.dev/brokerRole=ingress"),
     "builder": ("knative-lambda", "app=kl-builder"),
     "deployer": ("knative-lambda", "app=kl-deployer"),
     "rabbitmq": ("rabbitmq", "app.kubernetes.io/name=rabbitmq"),
@@ -31,7 +31,8 @@ PARTS: dict[str, tuple[str, str]] = {
 class ClusterTarget(PlatformTarget):
     name = "cluster"
 
-    def __init__(self, settings: Settings | None = None, *, context: str | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, context: str | None = None,
+                 kubeconfig: str | None = None) -> None:
         settings = settings or Settings.from_env()
         missing = [n for n, v in (("KL_BROKER_URL", settings.broker_url),
                                   ("KL_GATEWAY_URL", settings.gateway_url),
@@ -40,6 +41,7 @@ class ClusterTarget(PlatformTarget):
             raise ConfigError(f"cluster target needs {', '.join(missing)} (see README, 'Targets')")
         super().__init__(settings)
         self.context = context or os.environ.get("KL_KUBE_CONTEXT") or None
+        self.kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
         self._core = self._apps = None
 
     def _clients(self) -> tuple[Any, Any]:
@@ -47,7 +49,7 @@ class ClusterTarget(PlatformTarget):
             from kubernetes import client, config
 
             try:
-                config.load_kube_config(context=self.context)
+                config.load_kube_config(config_file=self.kubeconfig, context=self.context)
             except Exception as exc:
                 raise ConfigError(f"cannot load kubeconfig: {exc}") from None
             self._core, self._apps = client.CoreV1Api(), client.AppsV1Api()

@@ -22,6 +22,7 @@ Ports on the host (kind ``extraPortMappings``): 8080 Kourier (functions,
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -53,6 +54,7 @@ MINIO_NODE_PORT, MINIO_HOST_PORT = 31090, 9000
 INGRESS_NODE_PORT, INGRESS_HOST_PORT = 31081, 8081
 
 WAIT = "300s"
+FUNCTION_DOMAIN = "127.0.0.1.sslip.io"  # resolves to 127.0.0.1, where Kourier listens
 
 
 @dataclass(frozen=True)
@@ -614,7 +616,7 @@ def plan(options: KindOptions | None = None) -> list[Step]:
         ),
         Step(
             "serving",
-            "route *.127.0.0.1.sslip.io to functions",
+            f"route *.{FUNCTION_DOMAIN} to functions",
             "run",
             _kubectl(
                 "patch",
@@ -624,7 +626,7 @@ def plan(options: KindOptions | None = None) -> list[Step]:
                 "--type",
                 "merge",
                 "-p",
-                '{"data":{"127.0.0.1.sslip.io":""}}',
+                json.dumps({"data": {FUNCTION_DOMAIN: ""}}, separators=(",", ":")),
             ),
         ),
         Step(
@@ -636,11 +638,17 @@ def plan(options: KindOptions | None = None) -> list[Step]:
                 "service/kourier",
                 "-n",
                 "kourier-system",
-                "--type",
-                "merge",
                 "-p",
-                '{"spec":{"type":"NodePort","ports":[{"name":"http2","port":80,"protocol":"TCP",'
-                f'"targetPort":8080,"nodePort":{KOURIER_NODE_PORT}}}]}}}}',
+                # strategic merge: ports merge by "port", so 443 stays as it is
+                json.dumps(
+                    {
+                        "spec": {
+                            "type": "NodePort",
+                            "ports": [{"port": 80, "nodePort": KOURIER_NODE_PORT}],
+                        }
+                    },
+                    separators=(",", ":"),
+                ),
             ),
         ),
         _apply(
@@ -875,6 +883,7 @@ def state_record(options: KindOptions, phase: str = "ready") -> Any:
         kube_context=f"kind-{options.cluster_name}",
         kubeconfig=str(options.kubeconfig.resolve()),
         kind_cluster=options.cluster_name,
+        domain=FUNCTION_DOMAIN,  # functions answer at <service>.<namespace>.<domain>:8080
         kind_workdir=str(options.workdir.resolve()),
     )
     return statefile.State(target="kind", settings=settings, components={"kind": {"phase": phase}})

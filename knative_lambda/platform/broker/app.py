@@ -84,7 +84,8 @@ class BrokerServer:
                 await self.put_trigger(namespace, name, obj, persist=False)
             except TriggerSpecError as exc:
                 log.warning("stored trigger %s/%s skipped: %s", namespace, name, exc)
-        log.info("broker ready: %d trigger(s) restored", len(self.triggers))
+        loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        log.info("broker ready (%s loop): %d trigger(s) restored", loop, len(self.triggers))
 
     async def _connect(self) -> AbstractRobustConnection:
         last: Exception | None = None

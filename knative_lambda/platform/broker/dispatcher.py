@@ -41,7 +41,7 @@ class Attempt:
 
     status: int | None
     body: bytes = b""
-    headers: dict[str, str] | None = None
+    headers: Mapping[str, str] | None = None  # case-insensitive (aiohttp's CIMultiDictProxy)
     error: str = ""
 
     @property
@@ -90,9 +90,11 @@ def binary_parts(
     return attrs, http
 
 
-def is_cloudevent_reply(headers: dict[str, str], body: bytes) -> bool:
-    ctype = headers.get("content-type", "")
-    return "ce-id" in headers or (ctype.startswith("application/cloudevents") and bool(body))
+def is_cloudevent_reply(headers: Mapping[str, str], body: bytes) -> bool:
+    """Does a subscriber's response carry a CloudEvent (binary or structured)? Headers case-insensitive."""
+    ctype = headers.get("content-type") or headers.get("Content-Type") or ""
+    has_id = "ce-id" in headers or "Ce-Id" in headers
+    return has_id or (ctype.startswith("application/cloudevents") and bool(body))
 
 
 class TriggerConsumer:
@@ -226,7 +228,7 @@ class TriggerConsumer:
         try:
             async with self._session.post(url, data=body, headers=headers, timeout=self._timeout) as resp:
                 data = await resp.read()
-                return Attempt(resp.status, data, {k.lower(): v for k, v in resp.headers.items()})
+                return Attempt(resp.status, data, resp.headers)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return Attempt(None, error=f"{type(exc).__name__}: {exc}".strip())
         finally:

@@ -190,10 +190,13 @@ class BuilderService:
         await self.emitter.aclose()
 
 
+SERVICE_KEY = web.AppKey("builder", BuilderService)
+
+
 def make_app(settings: Settings, config: BuilderConfig | None = None, builder: Builder | None = None) -> web.Application:
     service = BuilderService(settings, config or BuilderConfig.from_env(), builder)
     app = web.Application(middlewares=[auth_middleware(settings.token, ("/apis/",))], client_max_size=16 * 1024 * 1024)
-    app["builder"] = service
+    app[SERVICE_KEY] = service
     app.router.add_post("/", service.receive)
     app.router.add_get("/apis/v1/builds", service.builds)
     app.router.add_get("/apis/v1/builds/{cid}", service.build)

@@ -15,6 +15,7 @@ import gzip
 import io
 import stat
 import tarfile
+import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ from knative_lambda.platform.builder.errors import ArchiveRejected
 
 RATIO_FLOOR = 1024 * 1024  # below 1 MiB a high ratio is just tar padding, not a bomb
 TAR_SLACK = 20 * 1024  # tar record padding: a 100-byte tar.gz of one small file is 10 KiB raw
+NAME_MAX = 255  # bytes of one path component (Linux NAME_MAX)
+PATH_MAX = 1024  # bytes of a whole entry path: far beyond any real function, far below PATH_MAX
+# Unicode controls that make a name display differently from what it is (bidi overrides, isolates).
+_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
 
 
 class Kind(StrEnum):
@@ -75,6 +80,12 @@ def safe_name(name: str) -> str:
     """
     if "\x00" in name:
         raise ArchiveRejected(f"archive entry {name!r} has a NUL byte in its name")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in name):  # undecodable bytes, kept as surrogates
+        raise ArchiveRejected(f"archive entry name {name!r} is not valid UTF-8")
+    if any(ord(c) < 32 or ord(c) == 127 or 0x80 <= ord(c) < 0xA0 for c in name):
+        raise ArchiveRejected(f"archive entry name {name!r} has control characters")
+    if any(c in _BIDI for c in name):
+        raise ArchiveRejected(f"archive entry name {name!r} has bidirectional-override characters")
     if "\\" in name:
         raise ArchiveRejected(f"archive entry {name!r} uses a backslash path (not portable, refused)")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
@@ -82,7 +93,12 @@ def safe_name(name: str) -> str:
     parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
     if ".." in parts:
         raise ArchiveRejected(f"archive entry {name!r} escapes the build directory ('..')")
-    return "/".join(parts)
+    if any(len(p.encode()) > NAME_MAX for p in parts):
+        raise ArchiveRejected(f"archive entry {name[:80]!r}... has a name too long (over {NAME_MAX} bytes)")
+    path = "/".join(parts)
+    if len(path.encode()) > PATH_MAX:
+        raise ArchiveRejected(f"archive entry {name[:80]!r}... has a path too long (over {PATH_MAX} bytes)")
+    return path
 
 
 def _link_escapes(name: str, target: str) -> bool:
@@ -128,17 +144,52 @@ def check_totals(entries: int, total: int, compressed: int, limits: Limits) -> N
         )
 
 
+class Tree:
+    """The paths seen so far, to refuse entries that would overwrite or shadow earlier ones."""
+
+    def __init__(self) -> None:
+        self.files: set[str] = set()
+        self.dirs: set[str] = set()
+        self.normal: dict[str, str] = {}  # NFC-normalized path -> path as written
+
+    def add(self, path: str, kind: Kind) -> None:
+        folded = unicodedata.normalize("NFC", path)
+        other = self.normal.get(folded)
+        if other is not None and other != path:
+            # Distinct bytes, the same name to a reader (and on macOS): refuse the ambiguity.
+            raise ArchiveRejected(f"archive entry names {other!r} and {path!r} collide after Unicode normalization")
+        self.normal[folded] = path
+        parents = ["/".join(path.split("/")[:i]) for i in range(1, path.count("/") + 1)]
+        for parent in parents:
+            if parent in self.files:
+                raise ArchiveRejected(f"archive entry {path!r} lies under a file of the same name ({parent!r})")
+        if kind is Kind.DIR:
+            if path in self.files:
+                raise ArchiveRejected(f"archive entry {path!r} is both a file and a directory")
+        else:
+            if path in self.dirs:
+                raise ArchiveRejected(f"archive entry {path!r} is both a file and a directory")
+            if path in self.files:
+                raise ArchiveRejected(f"archive has a duplicate entry {path!r} (a later copy would silently win)")
+            self.files.add(path)
+        self.dirs.update(parents)
+        if kind is Kind.DIR:
+            self.dirs.add(path)
+
+
 def scan(members: Iterable[Member], compressed: int, limits: Limits) -> Iterator[tuple[str, Member]]:
     """Yield ``(safe_path, member)`` for each acceptable entry; raise at the first bad one.
 
     Lazy on purpose: a streamed tar is not read past the first problem.
     """
     total = 0
+    tree = Tree()
     for entries, member in enumerate(members, 1):
         total += max(member.size, 0)
         check_totals(entries, total, compressed, limits)
         path = check_member(member)
         if path:
+            tree.add(path, member.kind)
             yield path, member
 
 
@@ -181,10 +232,15 @@ def zip_kind(info: zipfile.ZipInfo) -> Kind:
 
 
 class _Bounded(io.RawIOBase):
-    """A decompressed stream that refuses to yield more than a budget (a lying header)."""
+    """A decompressed stream that refuses to yield more than a budget.
 
-    def __init__(self, inner: io.BufferedIOBase, budget: int, compressed: int, limits: Limits):
-        self.inner, self.budget, self.compressed, self.limits, self.seen = inner, budget, compressed, limits, 0
+    The budget is the data limit plus room for headers and padding. The ratio is
+    checked on member sizes (scan), not here: 10,000 empty headers compress 1000x
+    and are an entry-count bomb, which is the message a person should read.
+    """
+
+    def __init__(self, inner: io.BufferedIOBase, budget: int, limits: Limits):
+        self.inner, self.budget, self.limits, self.seen = inner, budget, limits, 0
 
     def readable(self) -> bool:
         return True
@@ -194,12 +250,6 @@ class _Bounded(io.RawIOBase):
         self.seen += len(data)
         if self.seen > self.budget:
             raise ArchiveRejected(f"archive expands to more than {self.limits.max_bytes} bytes (limit KL_BUILD_MAX_BYTES)")
-        payload = self.seen - TAR_SLACK
-        if payload > self.limits.ratio_floor and payload / max(self.compressed, 1) > self.limits.max_ratio:
-            raise ArchiveRejected(
-                f"archive expands more than {self.limits.max_ratio:.0f}x its size "
-                "(a compression bomb; limit KL_BUILD_MAX_RATIO)"
-            )
         buffer[: len(data)] = data
         return len(data)
 
@@ -221,7 +271,7 @@ def _write(dest: Path, rel: str, source: io.BufferedIOBase | None, size: int, ex
         target.chmod(0o755 if executable else 0o644)
     except IsADirectoryError:
         raise ArchiveRejected(f"archive entry {rel!r} is both a file and a directory") from None
-    except NotADirectoryError:
+    except (NotADirectoryError, FileExistsError):
         raise ArchiveRejected(f"archive entry {rel!r} lies under a file of the same name") from None
 
 
@@ -236,8 +286,9 @@ def _extract_tar(data: bytes, dest: Path, limits: Limits, compressed: bool) -> l
     raw: io.BufferedIOBase = io.BytesIO(data)
     if compressed:
         raw = gzip.GzipFile(fileobj=raw)
-    budget = limits.max_bytes + (limits.max_entries + 1) * 1024 + 20480  # data + headers + padding
-    stream = io.BufferedReader(_Bounded(raw, budget, len(data), limits))
+    budget = limits.max_bytes + (limits.max_entries + 1) * 1024 + TAR_SLACK  # data + headers + padding
+    bounded = _Bounded(raw, budget, limits)
+    stream = io.BufferedReader(bounded)
     written: list[str] = []
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -256,6 +307,12 @@ def _extract_tar(data: bytes, dest: Path, limits: Limits, compressed: bool) -> l
                     continue
                 _write(dest, rel, tar.extractfile(info), member.size, bool(info.mode & 0o111))
                 written.append(rel)
+            end = tar.offset  # where the end-of-archive block must start
+        while stream.read(1 << 16):  # drain (bounded) to learn the real length
+            pass
+        if bounded.seen < end + tarfile.BLOCKSIZE:
+            # tarfile takes a header cut short for the end of the archive: part of the upload is lost.
+            raise ArchiveRejected(f"archive is not a readable tar{'.gz' if compressed else ''}: it is truncated")
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, OSError) as exc:
         raise ArchiveRejected(f"archive is not a readable tar{'.gz' if compressed else ''}: {exc}") from None
     return written
@@ -281,8 +338,10 @@ def _extract_zip(data: bytes, dest: Path, limits: Limits) -> list[str]:
             try:
                 with archive.open(info) as source:
                     _write(dest, rel, source, member.size, bool((info.external_attr >> 16) & 0o111))
-            except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, ValueError) as exc:
                 raise ArchiveRejected(f"archive entry {rel!r} cannot be read: {exc}") from None
+            except OSError as exc:
+                raise ArchiveRejected(f"archive entry {rel!r} cannot be written: {exc.strerror or exc}") from None
             written.append(rel)
     return written
 

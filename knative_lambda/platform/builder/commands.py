@@ -56,13 +56,17 @@ def load_settings(state: str | None) -> Settings:
     return settings_from_state(state)
 
 
+ARRIVAL_TIMEOUT = 30.0  # the broker delivers in milliseconds; 30 s without a record means it never will
+
+
 def follow(settings: Settings, cid: str, timeout: float, echo: Any = click.echo) -> dict[str, Any]:
     """Poll the builder's API until the build ends; prints each new phase; returns the result."""
     if not settings.builder_url:
         raise ConfigError("no builder URL in the state file: is the builder running? (kl status)")
     headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
     url = f"{settings.builder_url.rstrip('/')}/apis/v1/builds/{cid}"
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     last_phase = None
     with httpx.Client(timeout=5.0, headers=headers) as client:
         while time.monotonic() < deadline:
@@ -79,6 +83,11 @@ def follow(settings: Settings, cid: str, timeout: float, echo: Any = click.echo)
                     return record["result"]
             elif resp.status_code == 401:
                 raise ConfigError("the builder refused the token (401): check the state file")
+            elif time.monotonic() - start > min(ARRIVAL_TIMEOUT, timeout):
+                raise PlatformError(
+                    f"the builder has not received build {cid} after {ARRIVAL_TIMEOUT:g}s: "
+                    "is its trigger registered? (kl triggers, kl status)"
+                )
             time.sleep(0.1)
     raise PlatformError(f"build {cid} did not finish within {timeout:g}s (still running on the builder)")
 

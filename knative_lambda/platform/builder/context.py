@@ -78,7 +78,8 @@ class BuildConfig:
 def deps_step(spec: FunctionSpec, vendored: bool) -> str:
     """The Dockerfile lines that put dependencies into the image."""
     if vendored and spec.runtime == "python":  # installed by the builder: the base needs no pip
-        return "COPY deps/ /app/deps/"
+        # The wrapper's packages first: an unchanged layer, so docker reuses it across functions.
+        return "COPY runtime-deps/ /app/deps/" + ("\nCOPY deps/ /app/deps/" if spec.deps else "")
     if spec.runtime == "python":  # the wrapper's own imports, then the function's requirements
         files = "runtime-requirements.txt" + (" requirements.txt" if spec.deps else "")
         reqs = " -r /app/runtime-requirements.txt" + (" -r /app/requirements.txt" if spec.deps else "")
@@ -144,10 +145,21 @@ def _tree(root: Path, prefix: str) -> dict[str, bytes]:
     return out
 
 
-def assemble(code_dir: Path, spec: FunctionSpec, config: BuildConfig, deps_dir: Path | None = None) -> bytes:
-    """The context tar.gz for ``code_dir`` (the function) and optional vendored ``deps_dir``."""
+def assemble(
+    code_dir: Path,
+    spec: FunctionSpec,
+    config: BuildConfig,
+    deps_dir: Path | None = None,
+    runtime_deps_dir: Path | None = None,
+    level: int = 6,
+) -> bytes:
+    """The context tar.gz for ``code_dir`` (the function).
+
+    With ``runtime_deps_dir`` (the wrapper's packages) and ``deps_dir`` (the function's),
+    installed by the builder, the Dockerfile copies them instead of running pip.
+    """
     entries: dict[str, bytes] = {
-        "Dockerfile": dockerfile(spec, config, vendored=deps_dir is not None).encode(),
+        "Dockerfile": dockerfile(spec, config, vendored=runtime_deps_dir is not None).encode(),
         "build-config.json": config.to_json(),
         "kl_invoke.py": (TEMPLATES / "kl_invoke.py.tmpl").read_bytes(),
         "kl_invoke.js": (TEMPLATES / "kl_invoke.js").read_bytes(),
@@ -163,9 +175,11 @@ def assemble(code_dir: Path, spec: FunctionSpec, config: BuildConfig, deps_dir: 
     entries.update(_tree(code_dir, "function"))
     if deps_dir is not None:
         entries.update(_tree(deps_dir, "deps"))
+    if runtime_deps_dir is not None:
+        entries.update(_tree(runtime_deps_dir, "runtime-deps"))
     buffer = io.BytesIO()
     # mtime=0 in the gzip header too, so equal inputs give equal bytes.
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=6) as gz, tarfile.open(
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=level) as gz, tarfile.open(
         fileobj=gz, mode="w", format=tarfile.PAX_FORMAT
     ) as tar:
         for name in sorted(entries):

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from knative_lambda.platform.builder.errors import BuildFailed, SourceMissing
@@ -31,6 +29,9 @@ class Source:
 
 def make_client(settings: Settings) -> Any:
     """An S3 client for the platform's endpoint (path-style, bounded timeouts)."""
+    import boto3  # imported when needed: it takes a second to load, `kl build --help` should not wait
+    from botocore.config import Config
+
     return boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint or None,

@@ -65,10 +65,12 @@ class Invoker:
     serialising the requests the gateway lets through concurrently.
     """
 
-    def __init__(self, fn: Callable[..., Any], is_async: bool, workers: int = 16) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], is_async: bool, workers: int = 16, pool: ThreadPoolExecutor | None = None
+    ) -> None:
         self.fn = fn
         self.is_async = is_async
-        self.pool = None if is_async else ThreadPoolExecutor(max_workers=max(1, workers))
+        self.pool = None if is_async else pool or ThreadPoolExecutor(max_workers=max(1, workers))
 
     async def call(self, data: Any, context_id: str | None) -> tuple[dict[str, Any], bool]:
         try:
@@ -92,9 +94,33 @@ def _context_of(data: Any, headers: Any) -> str | None:
     return headers.get("X-Context-Id") or headers.get("X-Request-Id")
 
 
-def make_app(invoker: Invoker, *, service: str = "", parser: str = "", prefix: str = DEFAULT_PREFIX) -> web.Application:
+class Identity:
+    """Names the replies carry; filled in when a pre-started process is given its function."""
+
+    def __init__(self, service: str = "", parser: str = "", prefix: str = DEFAULT_PREFIX) -> None:
+        self.set(service, parser, prefix)
+
+    def set(self, service: str, parser: str, prefix: str) -> None:
+        self.service, self.parser, self.prefix = service, parser, prefix or DEFAULT_PREFIX
+        self.source = f"network.notifi.lambda/{service or 'function'}"
+
+    @classmethod
+    def from_env(cls) -> Identity:
+        env = os.environ
+        return cls(env.get("K_SERVICE", ""), env.get("KL_PARSER_ID", ""), env.get("KL_EVENT_PREFIX", DEFAULT_PREFIX))
+
+
+class Slot:
+    """The invoker of a process whose server may start before its function is loaded."""
+
+    def __init__(self, invoker: Invoker | None = None) -> None:
+        self.invoker = invoker
+
+
+def make_app(invoker: Invoker | Slot, identity: Identity | None = None) -> web.Application:
     """The instance's aiohttp application."""
-    source = f"network.notifi.lambda/{service or 'function'}"
+    slot = invoker if isinstance(invoker, Slot) else Slot(invoker)
+    ident = identity or Identity()
     dumps = json.dumps
 
     async def healthz(_: web.Request) -> web.Response:
@@ -117,7 +143,7 @@ def make_app(invoker: Invoker, *, service: str = "", parser: str = "", prefix: s
                 status=400,
                 content_type=JSON,
             )
-        result, ok = await invoker.call(data, _context_of(data, headers))
+        result, ok = await slot.invoker.call(data, _context_of(data, headers))
         return web.Response(body=dumps(result), status=200 if ok else 500, content_type=JSON)
 
     async def on_event(headers: Any, body: bytes) -> web.Response:
@@ -133,13 +159,14 @@ def make_app(invoker: Invoker, *, service: str = "", parser: str = "", prefix: s
             )
         cid = event.get_extension(EXT_CORRELATION_ID)
         cid = cid if is_uuid4(cid) else new_correlation_id()
-        result, ok = await invoker.call(event.get_data(), cid)
+        result, ok = await slot.invoker.call(event.get_data(), cid)
         sync = event.get_extension(EXT_RESPONSE_TYPE) == RESPONSE_TYPE_SYNC
         kind = EventKind.RESULT if sync else EventKind.PROCESSED if ok else EventKind.ERROR
         ext = {k: event.get_extension(k) for k in (EXT_THIRD_PARTY_ID, EXT_PARSER_ID, EXT_JOB_NAME)}
-        subject = event.get_subject() or ext.get(EXT_PARSER_ID) or parser or service or "function"
+        subject = event.get_subject() or ext.get(EXT_PARSER_ID) or ident.parser or ident.service or "function"
         reply = new_event(
-            kind, result, source=source, subject=subject, prefix=prefix, correlation_id=cid, extensions=ext
+            kind, result, source=ident.source, subject=subject, prefix=ident.prefix, correlation_id=cid,
+            extensions=ext,
         )
         out_headers, out_body = to_http(reply, "binary")
         return web.Response(body=out_body, headers=out_headers, status=500 if (sync and not ok) else 200)
@@ -154,9 +181,4 @@ def make_app(invoker: Invoker, *, service: str = "", parser: str = "", prefix: s
 
 def app_for_env(invoker: Invoker) -> web.Application:
     """``make_app`` with names from the instance environment (K_SERVICE, KL_PARSER_ID, KL_EVENT_PREFIX)."""
-    return make_app(
-        invoker,
-        service=os.environ.get("K_SERVICE", ""),
-        parser=os.environ.get("KL_PARSER_ID", ""),
-        prefix=os.environ.get("KL_EVENT_PREFIX", DEFAULT_PREFIX),
-    )
+    return make_app(invoker, Identity.from_env())

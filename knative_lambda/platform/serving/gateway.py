@@ -34,7 +34,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 
 from knative_lambda.platform.runtime import loader
 from knative_lambda.platform.serving import metrics
@@ -52,6 +51,7 @@ from knative_lambda.platform.serving.model import (
     Service,
     Timeline,
 )
+from knative_lambda.platform.serving.upstream import Pool
 
 log = logging.getLogger("kl.gateway")
 
@@ -73,6 +73,9 @@ class GatewayOptions:
     buffer_timeout: float = 60.0  # seconds a request may wait for an instance
     memory_limit_mb: int | None = None  # override for every revision (None: the revision's)
     poke_interval: float = 0.02  # at most one out-of-tick autoscaler run per revision per this
+    # The wrapper reports ready in-band after loading the function and listening;
+    # an extra HTTP GET /readyz costs a round trip on every cold start, so it is opt-in.
+    http_probe: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> GatewayOptions:
@@ -83,6 +86,7 @@ class GatewayOptions:
             queue_limit=int(env.get("KL_GATEWAY_QUEUE_LIMIT", cls.queue_limit)),
             buffer_timeout=float(env.get("KL_GATEWAY_BUFFER_TIMEOUT", cls.buffer_timeout)),
             memory_limit_mb=int(mem) if mem else None,
+            http_probe=env.get("KL_GATEWAY_READINESS_PROBE", "") in ("1", "true"),
         )
 
 
@@ -118,7 +122,8 @@ class Gateway:
         self.data_dir = data_dir or Path(".kl")
         self.services: dict[tuple[str, str], Service] = {}
         self.timeline = Timeline()
-        self.session: aiohttp.ClientSession | None = None
+        self.session: aiohttp.ClientSession | None = None  # management-side calls (readiness probe)
+        self.pool = Pool()  # the data plane's keep-alive connections to instances
         self._ids = itertools.count(1)
         self._rid = itertools.count(1)
         self._rid_prefix = f"{os.getpid():x}"
@@ -147,6 +152,7 @@ class Gateway:
         for t in list(self._tasks):
             t.cancel()
         await self.launcher.close()
+        self.pool.close()
         if self.session:
             await self.session.close()
 
@@ -246,10 +252,10 @@ class Gateway:
     async def proxy(self, rev: Revision, request: web.Request, body: bytes, path: str) -> web.StreamResponse:
         headers = request.headers
         rid = headers.get("X-Request-Id")
-        fwd = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP)
+        fwd = [(k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP]
         if rid is None:
             rid = f"{self._rid_prefix}-{next(self._rid)}"
-            fwd["X-Request-Id"] = rid
+            fwd.append(("X-Request-Id", rid))
         # concurrency accounting (in-flight + buffered), time-weighted for the autoscaler
         now = time.monotonic()
         rev.area += rev.concurrency * (now - rev.area_last)
@@ -259,8 +265,9 @@ class Gateway:
         rev.tick_requests += 1
         buffered = False
         try:
+            failed: Instance | None = None
             for attempt in (0, 1):
-                inst = None if rev.waiters else self._pick(rev)
+                inst = None if rev.waiters else self._pick(rev, failed)
                 if inst is None:
                     buffered = True
                     try:
@@ -285,27 +292,9 @@ class Gateway:
                         rev.errors += 1
                         return _error(502 if "start" in str(exc) else 503, f"{rev.service}: {exc}", request_id=rid)
                 try:
-                    async with self.session.request(  # type: ignore[union-attr]
-                        request.method, inst.url + path, headers=fwd, data=body,
-                        timeout=self._timeout(rev), allow_redirects=False,
-                    ) as resp:
-                        if buffered:
-                            self.timeline.record(
-                                "first_byte", rev.service, namespace=rev.namespace, revision=rev.name,
-                                instance=inst.id, request_id=rid,
-                            )
-                        data = await resp.read()
-                        out = CIMultiDict(
-                            (k, v) for k, v in resp.headers.items() if k.lower() not in RESP_DROP
-                        )
-                        status = resp.status
-                except aiohttp.ClientConnectionError as exc:
-                    self._release(inst)
-                    self._suspect(inst)
-                    if attempt == 0:
-                        continue
-                    rev.errors += 1
-                    return _error(502, f"{rev.service}: instance failed before answering: {exc}", request_id=rid)
+                    status, rheaders, data = await self.pool.request(
+                        inst.address, request.method, path, fwd, body, rev.spec.timeout
+                    )
                 except TimeoutError:
                     self._release(inst)
                     rev.errors += 1
@@ -313,10 +302,25 @@ class Gateway:
                         504, f"{rev.service}: no answer within the revision timeout {rev.spec.timeout:g} s",
                         request_id=rid,
                     )
+                except OSError as exc:  # refused, reset, closed before the whole response
+                    self._release(inst)
+                    self._suspect(inst)
+                    if attempt == 0:
+                        failed = inst  # retry elsewhere: the process may not be gone yet
+                        continue
+                    rev.errors += 1
+                    return _error(502, f"{rev.service}: instance failed before answering: {exc}", request_id=rid)
+                if buffered:
+                    self.timeline.record(
+                        "first_byte", rev.service, namespace=rev.namespace, revision=rev.name,
+                        instance=inst.id, request_id=rid,
+                    )
                 self._release(inst)
                 if status >= 500:
                     rev.errors += 1
-                return web.Response(body=data, status=status, headers=out)
+                return web.Response(
+                    body=data, status=status, headers=[(k, v) for k, v in rheaders if k.lower() not in RESP_DROP]
+                )
             raise AssertionError("unreachable")
         finally:
             now = time.monotonic()
@@ -331,12 +335,17 @@ class Gateway:
         return t
 
     @staticmethod
-    def _pick(rev: Revision) -> Instance | None:
+    def _pick(rev: Revision, exclude: Instance | None = None) -> Instance | None:
         """Least-loaded ready instance with a free slot; the slot is taken."""
         cc = rev.spec.container_concurrency or 1 << 30
         best = None
         for inst in rev.instances.values():
-            if inst.state is READY and inst.inflight < cc and (best is None or inst.inflight < best.inflight):
+            if (
+                inst.state is READY
+                and inst.inflight < cc
+                and (best is None or inst.inflight < best.inflight)
+                and inst is not exclude
+            ):
                 best = inst
                 if inst.inflight == 0:
                     break
@@ -494,12 +503,14 @@ class Gateway:
             self._failed(inst, str(exc))
             return
         inst.handle, inst.port = handle, handle.port
+        inst.address = handle.unix or handle.port
         inst.url = f"http://127.0.0.1:{handle.port}"
         if inst.state is DRAINING or rev.deleted:
             handle.kill()
         else:
             try:
-                await self._probe(inst)
+                if self.options.http_probe:
+                    await self._probe(inst)
             except Exception as exc:
                 handle.kill()
                 self._failed(inst, f"readiness check failed: {exc}")
@@ -518,6 +529,7 @@ class Gateway:
             elif inst.state is DRAINING:
                 handle.kill()
         reason = await handle.wait()
+        self.pool.forget(inst.address)
         was = inst.state
         inst.state = STOPPED
         rev.instances.pop(inst.id, None)

@@ -52,6 +52,7 @@ class ProcessHandle:
     pid: int
     port: int
     started: float  # monotonic time the process existed
+    unix: str | None = None  # unix socket the instance also listens on (zygote instances)
     _reader: asyncio.StreamReader | None = None
     _writer: asyncio.StreamWriter | None = None
     _proc: asyncio.subprocess.Process | None = None
@@ -67,6 +68,9 @@ class ProcessHandle:
                 pass
         if self._writer is not None:
             self._writer.close()
+        if self.unix:  # a killed instance cannot remove its own socket file
+            with contextlib.suppress(OSError):
+                os.unlink(self.unix)
         return "exited"
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
@@ -88,7 +92,8 @@ class ProcessHandle:
 class Zygote:
     """The forking Python runtime: started once, restarted if it dies."""
 
-    def __init__(self, socket_path: Path, log_path: Path, python: str = sys.executable) -> None:
+    def __init__(self, socket_path: Path, log_path: Path, python: str = sys.executable, spares: int = 2) -> None:
+        self.spares = spares
         self.socket_path = socket_path
         self.log_path = log_path
         self.python = python
@@ -114,7 +119,7 @@ class Zygote:
                             "PYTHONDONTWRITEBYTECODE": "1"})
         with open(self.log_path, "ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                self.python, "-m", "knative_lambda.platform.runtime.zygote", str(self.socket_path),
+                self.python, "-m", "knative_lambda.platform.runtime.zygote", str(self.socket_path), str(self.spares),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                 cwd=str(self.socket_path.parent),
             )
@@ -151,7 +156,7 @@ class Zygote:
                 if on_pid is not None:
                     on_pid(pid)
             if "port" in msg and pid is not None:
-                return ProcessHandle(pid, int(msg["port"]), started, reader, writer)
+                return ProcessHandle(pid, int(msg["port"]), started, msg.get("unix"), reader, writer)
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -175,14 +180,16 @@ def _node_preexec() -> None:  # pragma: no cover - runs in the child
 class Launcher:
     """Starts instances of a revision: fork from the zygote (Python) or spawn (Node)."""
 
-    def __init__(self, data_dir: Path, event_prefix: str) -> None:
+    def __init__(self, data_dir: Path, event_prefix: str, spares: int | None = None) -> None:
         run_dir = Path(data_dir).resolve() / "run"
         self.log_path = Path(data_dir).resolve() / "logs" / "instances.log"
         # unix socket paths are limited to ~100 bytes: fall back to /tmp when long
         sock = run_dir / f"zygote-{os.getpid()}.sock"
         if len(str(sock)) > 100:
             sock = Path("/tmp") / f"kl-zygote-{os.getpid()}.sock"
-        self.zygote = Zygote(sock, self.log_path)
+        if spares is None:
+            spares = int(os.environ.get("KL_ZYGOTE_SPARES", "2") or 2)
+        self.zygote = Zygote(sock, self.log_path, spares=spares)
         self.event_prefix = event_prefix
 
     def instance_env(self, namespace: str, service: str, revision: str, artifact: loader.Artifact) -> dict[str, str]:

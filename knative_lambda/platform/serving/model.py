@@ -146,6 +146,7 @@ class Instance:
     pid: int | None = None
     port: int | None = None
     url: str = ""
+    address: int | str = 0  # what the gateway connects to: unix socket path or TCP port
     inflight: int = 0
     requests: int = 0
     max_inflight: int = 0

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import aio_pika
 import httpx
 import pytest
 
 from knative_lambda.errors import ConfigError
+from knative_lambda.platform.broker import topology
 from knative_lambda.platform.broker.client import BrokerClient
 from knative_lambda.platform.broker.triggers import trigger_object
 
@@ -61,3 +69,60 @@ def test_metrics_count_events(broker):
     client.publish_sync(parser_event())
     text = httpx.get(f"{broker.url}/metrics").text
     assert 'cloudevents_total{broker="default",namespace="default",outcome="published",trigger=""}' in text
+
+
+def _kl(*args: str, state) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "KL_BROKER_URL"}
+    return subprocess.run([sys.executable, "-m", "knative_lambda", *args, "--state", str(state)],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+async def test_kl_emit_and_kl_triggers(broker, receivers, tmp_path):
+    rec = await receivers()
+    parser, name = unique_name("p"), unique_name()
+    broker.client().put_trigger(trigger_object(name, rec.url, attributes={"subject": parser}))
+    state = tmp_path / "env.json"
+    state.write_text(json.dumps({"target": "local", "settings": {"broker_url": broker.url}}))
+
+    out = await asyncio.to_thread(_kl, "emit", "parser.start", "--source", "network.notifi.acme",
+                                  "--subject", parser, "--data", '{"a": 1}', state=state)
+    assert out.returncode == 0, out.stderr
+    [event_id] = out.stdout.split()
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("\n".join(json.dumps({"type": "parser.start", "source": "network.notifi.acme",
+                                           "subject": parser, "data": {"i": i}}) for i in range(3)))
+    out = await asyncio.to_thread(_kl, "emit", "--file", str(batch), state=state)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.split()) == 3
+    await rec.wait_for(lambda r: len(r.unique) == 4)
+    assert rec.unique[0].get_id() == event_id
+
+    bad = await asyncio.to_thread(_kl, "emit", "parser.start", "--source", "nowhere", "--subject",
+                                  parser, state=state)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "source" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1  # one line, no traceback
+
+    table = await asyncio.to_thread(_kl, "triggers", state=state)
+    assert table.returncode == 0, table.stderr
+    row = next(line for line in table.stdout.splitlines() if line.startswith(name))
+    assert row.split()[-3:] == ["4", "0", "0"]  # delivered, retried, dead-lettered
+    as_json = await asyncio.to_thread(_kl, "triggers", "--json", state=state)
+    assert any(t["name"] == name and t["delivered"] == 4 for t in json.loads(as_json.stdout))
+
+
+def test_quorum_queues_are_used(broker, amqp_url):
+    name = unique_name()
+    broker.client().put_trigger(trigger_object(name, "http://127.0.0.1:1/"))
+
+    async def check() -> None:
+        conn = await aio_pika.connect(amqp_url)
+        async with conn:
+            for queue in (topology.queue_name("default", "default", name),
+                          topology.dlq_name("default", "default", name)):
+                ch = await conn.channel()
+                # Redeclaring with the quorum argument succeeds only if it is a quorum queue.
+                await ch.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
+                await ch.close()
+
+    asyncio.run(check())
+    broker.client().delete_trigger(name)

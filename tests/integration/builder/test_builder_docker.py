@@ -34,7 +34,6 @@ def docker_engine() -> None:
 @pytest.mark.parametrize(
     "name, event, expected",
     [
-        ("python-hello", {"name": "docker"}, {"message": "hello, docker", "runtime": "python"}),
         ("python-deps", {"text": "in-image"}, {"six": "1.17.0", "text": "in-image"}),
     ],
 )

@@ -87,7 +87,7 @@ async def test_concurrent_requests_for_the_same_code_build_once(make_builder, up
 
 async def test_concurrency_limit_holds_under_20_simultaneous_builds(make_builder, upload) -> None:
     builder = make_builder(max_concurrent=3)
-    parsers = [upload(f"module.exports = {{ handle: () => {i} }};\n".encode()) for i in range(20)]
+    parsers = [upload(f"def handle(event):\n    return {i}\n".encode()) for i in range(20)]
     results = await asyncio.gather(*(builder.handle(request(p)) for p in parsers))
     assert [r.status for r in results] == ["succeeded"] * 20
     assert 1 <= builder.gate.peak <= 3

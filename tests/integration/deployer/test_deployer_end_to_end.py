@@ -22,6 +22,8 @@ from knative_lambda.settings import Settings
 
 from .conftest import Proc, free_port, start_process, stop_process, wait_healthy, wait_until
 
+pytestmark = pytest.mark.slow
+
 TOKEN = "e2e-token"
 HELLO = b'def handle(event):\n    return {"hello": (event or {}).get("name", "world")}\n'
 
@@ -62,6 +64,11 @@ def platform(service_settings: Settings, tmp_path_factory) -> Iterator[dict[str,
             procs[name] = start_process(module, settings, data_dir / f"{name}.log", extra)
         for proc in procs.values():
             wait_healthy(proc)
+        # The builder registers its trigger in the background after it is healthy:
+        # an event published before that would match no trigger.
+        triggers = f"{base.broker_url}/apis/v1/namespaces/default/triggers"
+        for trigger in ("kl-builder", "kl-deployer-build-complete", "kl-deployer-service-delete"):
+            wait_until(lambda t=trigger: status(f"{triggers}/{t}") == 200, what=f"trigger {trigger}")
         yield procs
     finally:
         for proc in reversed(list(procs.values())):

@@ -25,6 +25,8 @@ from .conftest import (
     wait_until,
 )
 
+pytestmark = pytest.mark.slow
+
 TP, PARSER = "globex", "parser-9"
 SVC = names.service_name(TP, PARSER)
 TOKEN = "t0ken"

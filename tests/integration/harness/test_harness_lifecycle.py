@@ -31,7 +31,7 @@ def kl(*args: str, state: Path, check: bool = True) -> subprocess.CompletedProce
 def pids_of(state: statefile.State) -> set[int]:
     pids = {int(rec["pid"]) for rec in state.components.values()}
     for description in state.services.values():
-        pids.update(int(p) for p in description.get("pids", []))
+        pids.update(int(rec["pid"]) for rec in description.get("pids", {}).values())
     return pids
 
 

@@ -171,9 +171,12 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProc]]:
         gw.stop()
 
 
-@pytest.fixture
-def gateway(start_gateway: Callable[..., GatewayProc]) -> GatewayProc:
-    return start_gateway()
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProc]:
+    """One gateway for the module (its start costs seconds on a busy machine); tests use distinct names."""
+    gw = GatewayProc(tmp_path_factory.mktemp("gateway"), {})
+    yield gw
+    gw.stop()
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ import pytest
 
 from .conftest import BROKEN_HANDLER, HELLO_HANDLER, NODE_HANDLER, SLOW_HANDLER, TOKEN, make_artifact
 
-ZERO = {"autoscaling.knative.dev/initial-scale": "1"}
-
 
 def invoke(gw, name: str, data, ns: str = "default", **kw) -> httpx.Response:
     return httpx.post(f"{gw.url}/{ns}/{name}/", json=data, timeout=30, **kw)
@@ -40,7 +38,9 @@ def test_lifecycle_deploy_invoke_zero_cold_delete(gateway, artifacts):
     assert pids
     gateway.wait_for(lambda: scaled_to_zero(gateway, "hello"), what="scale to zero")
     gateway.wait_for(lambda: not any(psutil.pid_exists(p) for p in pids), what="instance processes gone")
-    assert gateway.zygote_children() == []  # zero processes of the function
+    # zero processes of the function: only the zygote's blank spares remain
+    assert not {p.pid for p in gateway.zygote_children()} & set(pids)
+    assert len(gateway.zygote_children()) <= 2
 
     seq = gateway.timeline("hello")[-1]["seq"]
     resp = invoke(gateway, "hello", {"x": 3})
@@ -50,8 +50,8 @@ def test_lifecycle_deploy_invoke_zero_cold_delete(gateway, artifacts):
         assert name in events, events
     assert events.index("request_buffered") < events.index("process_started") < events.index("first_byte")
 
-    listed = gateway.api.get("/apis/v1/services").json()["services"]
-    assert [s["name"] for s in listed] == ["hello"] and listed[0]["requests"] == 3
+    listed = [s for s in gateway.api.get("/apis/v1/services").json()["services"] if s["name"] == "hello"]
+    assert listed[0]["requests"] == 3
 
     pids = [i["pid"] for i in gateway.instances("hello")]
     assert gateway.api.delete("/apis/v1/namespaces/default/services/hello").json() == {"deleted": True}
@@ -69,7 +69,7 @@ def test_management_api_needs_token_and_validates(gateway, artifacts):
     assert r.status_code == 400
     where = [p["where"] for p in r.json()["problems"]]
     assert where == ["revision.artifact", "revision.annotations[autoscaling.knative.dev/max-scale]"]
-    assert gateway.api.get("/apis/v1/services").json()["services"] == []
+    assert "x" not in [s["name"] for s in gateway.api.get("/apis/v1/services").json()["services"]]
 
 
 async def _burst(gw, name: str, n: int, data_of=lambda i: {"n": i}) -> list[httpx.Response]:
@@ -84,7 +84,7 @@ async def test_200_concurrent_on_zero_scaled_function_all_succeed_within_concurr
     art = make_artifact(artifacts, "slow", SLOW_HANDLER)
     gateway.deploy("slow", art, container_concurrency=5, annotations={"autoscaling.knative.dev/max-scale": "8"})
     await asyncio.to_thread(gateway.wait_for, lambda: scaled_to_zero(gateway, "slow"), 20, "scale to zero")
-    assert await asyncio.to_thread(gateway.zygote_children) == []
+    assert len(await asyncio.to_thread(gateway.zygote_children)) <= 2  # spares only
 
     responses = await _burst(gateway, "slow", 200)
     assert [r.status_code for r in responses] == [200] * 200, responses[0].text
@@ -168,7 +168,7 @@ async def test_request_in_flight_on_killed_instance_is_retried(gateway, artifact
         )
         os.kill(busy[0]["pid"], signal.SIGKILL)
         resp = await pending
-    assert resp.status_code == 200
+    assert resp.status_code == 200, resp.text
     assert resp.json()["eventEntries"][0]["pid"] != busy[0]["pid"]
 
 
@@ -253,6 +253,17 @@ def test_invoke_command_and_functions(gateway, artifacts, tmp_path, bad):
     out = CliRunner().invoke(functions, ["--state", str(state)])
     assert out.exit_code == 0 and "default/cli" in out.output
     out = CliRunner().invoke(functions, ["--json", "--state", str(state)])
-    assert _json.loads(out.output)["services"][0]["name"] == "cli"
+    assert "cli" in [s["name"] for s in _json.loads(out.output)["services"]]
     out = CliRunner().invoke(invoke_cmd, [bad, "--data", "{}", "--state", str(state)])
     assert out.exit_code == 1
+
+
+def test_memory_limit_applies_inside_the_instance(gateway, artifacts):
+    hog = "def handle(event):\n    data = bytearray(event['mb'] * 1024 * 1024)\n    return len(data)\n"
+    art = make_artifact(artifacts, "hog", hog)
+    gateway.deploy("hog", art, memory_limit_mb=400)
+    small = invoke(gateway, "hog", {"mb": 1})
+    assert small.status_code == 200 and small.json()["eventEntries"] == [1024 * 1024]
+    big = invoke(gateway, "hog", {"mb": 1024})
+    assert big.status_code == 500
+    assert big.json() == {"succeeded": False, "contextId": big.json()["contextId"], "errorMessage": "MemoryError: "}

@@ -229,6 +229,17 @@ def test_ratio_of_rates_uses_the_intervals() -> None:
     assert checks[0].verdict is bd.Verdict.PASS
 
 
+def test_missing_relative_ref_is_named_in_full() -> None:
+    checks = bd.evaluate(_budgets("t: ['ratio(gateway.rps / direct.rps) >= 0.8']"), {})
+    assert checks[0].detail == "no measurement 't.gateway' in the results"
+
+
+def test_absolute_ref_when_no_relative_one() -> None:
+    ms = {"a": _m("a", SLOW), "b": _m("b", FAST)}
+    checks = bd.evaluate(_budgets("t: ['ratio(a.p50 / b.p50) > 5']"), ms)
+    assert _verdicts(checks) == ["pass"]
+
+
 def test_diff_of_medians() -> None:
     ms = {"t.a": _m("t.a", SLOW), "t.b": _m("t.b", FAST)}
     checks = bd.evaluate(_budgets("t: ['diff(a.p50 - b.p50) <= 0.5ms', 'diff(a.p50 - b.p50) <= 1s']"), ms)

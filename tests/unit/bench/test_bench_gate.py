@@ -103,3 +103,31 @@ def test_fmt_estimate() -> None:
     assert gt.fmt_estimate(None, "time") == "-"
     assert gt.fmt_estimate(Estimate.exact(0), "plain") == "0"
     assert gt.fmt_estimate(Estimate(1, 0.5, 2), "time") == "1 s [500 ms .. 2 s]"
+
+
+def test_report_comparison_rows_with_samples_and_with_summaries_only() -> None:
+    from knative_lambda.bench.report import comparison_rows
+    from knative_lambda.bench.stats import summarize
+
+    now = {"m": Measurement("m", [0.2 + 0.001 * i for i in range(40)])}
+    base = {"m": Measurement("m", [0.1 + 0.001 * i for i in range(40)])}
+    [row] = comparison_rows(now, base)
+    assert row["change"] == "slower" and row["ratio_value"]["low"] > 1
+    slim = {"m": Measurement("m", summary=summarize(base["m"].samples))}
+    [row] = comparison_rows(now, slim)
+    assert row["change"] == "slower"
+    same = comparison_rows(now, {"m": Measurement("m", list(now["m"].samples))})
+    assert same[0]["change"] == "no clear change"
+    assert comparison_rows(now, {}) == []
+
+
+def test_budgets_of_another_target_are_flagged(tmp_path: Path) -> None:
+    rec = _run(FAST)
+    rec.metadata["target"] = "local"
+    save(rec, tmp_path / "r.json")
+    (tmp_path / "b.yaml").write_text("target: kind\n" + BUDGETS)
+    result = gt.run_gate([tmp_path / "r.json"], tmp_path / "b.yaml")
+    assert result.warnings == ("warning: budgets are for target 'kind', results come from local",)
+    assert gt.format_table(result).endswith(result.warnings[0])
+    (tmp_path / "b.yaml").write_text("target: local\n" + BUDGETS)
+    assert gt.run_gate([tmp_path / "r.json"], tmp_path / "b.yaml").warnings == ()

@@ -93,3 +93,25 @@ def test_build_command_refuses_nonsense(kwargs) -> None:
 def test_locustfiles_exist() -> None:
     for path in lr.LOCUSTFILES.values():
         assert path.is_file()
+
+
+@pytest.mark.parametrize("url, host, path", [
+    ("http://127.0.0.1:8080/default/fn", "http://127.0.0.1:8080", "/default/fn"),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080", "/"),
+    ("https://h/x/?a=1", "https://h", "/x/?a=1"),
+])
+def test_split_url(url: str, host: str, path: str) -> None:
+    assert lr.split_url(url) == (host, path)
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8080/x", "ftp://h/x", "http:///x"])
+def test_split_url_refuses_non_http(url: str) -> None:
+    with pytest.raises(ConfigError, match="not an http"):
+        lr.split_url(url)
+
+
+def test_run_http_load_needs_users_or_profile(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="either users"):
+        lr.run_http_load("http://127.0.0.1:1/", tmp_path, run_time_s=1)
+    with pytest.raises(ConfigError, match="either users"):
+        lr.run_http_load("http://127.0.0.1:1/", tmp_path, run_time_s=1, users=1, profile="spike")

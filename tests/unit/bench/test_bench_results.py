@@ -77,3 +77,15 @@ def test_metadata_has_versions() -> None:
     meta = rs.collect_metadata("local", ["kl", "bench"])
     assert meta["command"] == ["kl", "bench"]
     assert "numpy" in meta["packages"]
+
+
+def test_save_never_fails_on_odd_notes(tmp_path: Path) -> None:
+    record = rs.RunRecord(benchmarks=[rs.BenchmarkRecord(
+        "b", "build", extra={"obj": object(), "nan": float("nan"), "nested": {"x": [float("inf")]}},
+    )], chaos=[{"time_to_recover": float("nan")}])
+    rs.save(record, tmp_path / "r.json")
+    loaded = rs.load(tmp_path / "r.json")
+    extra = loaded.benchmarks[0].extra
+    assert extra["nan"] is None and extra["nested"] == {"x": [None]}
+    assert extra["obj"].startswith("<object object")
+    assert loaded.chaos == [{"time_to_recover": None}]

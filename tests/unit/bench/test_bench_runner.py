@@ -155,3 +155,19 @@ def test_recorder_series_and_measurement_units() -> None:
 def test_register_rejects_unknown_kinds() -> None:
     with pytest.raises(ValueError):
         rn.register("teleport")
+
+
+def test_recorder_turns_non_finite_values_into_errors(tmp_path: Path) -> None:
+    rec = rn.Recorder(BenchmarkRecord("b", "build"))
+    rec.samples([0.1, float("nan"), float("inf")])
+    rec.point("s", float("nan"), t=1.0)
+    rec.series("r", [0.0, 1.0], [1.0, float("inf")])
+    rec.window(float("nan"))
+    rec.phases(a=0.1, b=float("nan"))
+    m = rec.record.measurements["b"]
+    assert m.samples == [0.1] and m.errors == 2 and m.duration is None
+    assert rec.record.series["s"].t == [] and rec.record.series["r"].v == [1.0]
+    assert rec.record.breakdown == [{"a": 0.1}]
+    from knative_lambda.bench.results import RunRecord, save
+
+    save(RunRecord(benchmarks=[rec.record]), tmp_path / "r.json")  # valid JSON, no NaN

@@ -6,6 +6,7 @@ import gzip
 import io
 import stat
 import tarfile
+import warnings
 import zipfile
 
 import pytest
@@ -45,6 +46,13 @@ def test_safe_names_are_normalized(name: str, expected: str) -> None:
         ("..", "escapes"),
         ("a\\..\\x", "backslash"),
         ("a\x00b", "NUL"),
+        ("evil\n\x1b[31m.py", "control characters"),
+        ("x\x7f.py", "control characters"),
+        ("handler\u202eyp.txt", "bidirectional"),
+        ("a\u2066b.py", "bidirectional"),
+        ("\udcff\udcfe.py", "not valid UTF-8"),
+        ("n" * 256 + ".py", "name too long"),
+        ("/".join(["d"] * 600) + "/x.py", "path too long"),
     ],
 )
 def test_hostile_names_are_rejected(name: str, reason: str) -> None:
@@ -100,6 +108,38 @@ def test_totals_accepted(entries: int, total: int, compressed: int) -> None:
     archive.check_totals(entries, total, compressed, SMALL)
 
 
+@pytest.mark.parametrize(
+    "members, reason",
+    [
+        ([Member("a.py"), Member("a.py")], "duplicate entry 'a.py'"),
+        ([Member("./a.py"), Member("a.py")], "duplicate entry"),
+        ([Member("a"), Member("a/b.py")], "lies under a file"),
+        ([Member("a/b"), Member("a/b/c/d.py")], "lies under a file"),
+        ([Member("d", Kind.DIR), Member("d")], "both a file and a directory"),
+        ([Member("d/x.py"), Member("d")], "both a file and a directory"),
+        ([Member("d"), Member("d", Kind.DIR)], "both a file and a directory"),
+        ([Member("caf\u00e9.py"), Member("cafe\u0301.py")], "collide after Unicode normalization"),
+    ],
+)
+def test_tree_conflicts_rejected(members: list[Member], reason: str) -> None:
+    with pytest.raises(ArchiveRejected, match=reason):
+        list(archive.scan(members, 1000, SMALL))
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [Member("d", Kind.DIR), Member("d", Kind.DIR), Member("d/a.py")],  # repeated dirs are harmless
+        [Member("d/a.py"), Member("d", Kind.DIR), Member("d/b.py")],
+        [Member("./"), Member("./"), Member("a.py")],
+        [Member("Handler.py"), Member("handler.py")],  # case differs: distinct on Linux, allowed
+    ],
+)
+def test_tree_accepts(members: list[Member]) -> None:
+    kept = [path for path, _ in archive.scan(members, 1000, SMALL)]
+    assert kept == [p for p in (archive.safe_name(m.name) for m in members) if p]
+
+
 def test_scan_stops_at_first_problem_without_reading_further() -> None:
     consumed: list[str] = []
 
@@ -147,7 +187,8 @@ def special(name: str, type_: bytes, link: str = "") -> tarfile.TarInfo:
 
 def make_zip(entries: list[tuple[str, bytes, int]]) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+    with warnings.catch_warnings(), zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        warnings.simplefilter("ignore")  # "Duplicate name": one case is about duplicates
         for name, data, mode in entries:
             info = zipfile.ZipInfo(name)
             info.external_attr = mode << 16
@@ -177,6 +218,16 @@ HOSTILE = {
     "zip-ratio-bomb": make_zip([("zeros", b"\0" * 9_000, 0o100644)]),
     "zip-size-bomb": make_zip([("a", bytes(range(256)) * 20, 0o100644), ("b", bytes(range(256)) * 20, 0o100644)]),
     "not-gzip": b"\x1f\x8bgarbage",
+    "tar-cut-in-header": make_tar([("a.py", b"x"), ("b.bin", b"y" * 5000)], gz=False)[:1500],
+    "tar-cut-at-header": make_tar([("a.py", b"x"), ("b.bin", b"y" * 5000)], gz=False)[:1024],
+    "tar-cut-in-data": make_tar([("a.py", b"x"), ("b.bin", b"y" * 5000)], gz=False)[:3000],
+    "tgz-cut": make_tar([("a.py", b"x"), ("b.bin", bytes(range(256)) * 40)])[:200],
+    "duplicate": make_tar([("a.py", b"x"), ("a.py", b"y")]),
+    "zip-duplicate": make_zip([("a.py", b"x", 0o100644), ("a.py", b"y", 0o100644)]),
+    "file-then-under": make_tar([("a", b"x"), ("a/b.py", b"x")]),
+    "zip-file-then-under": make_zip([("a", b"x", 0o100644), ("a/b.py", b"x", 0o100644)]),
+    "zip-long-name": make_zip([("n" * 300 + ".py", b"x", 0o100644)]),
+    "count-of-empty-headers": make_tar([special("./", tarfile.DIRTYPE) for _ in range(11)]),
     "truncated-zip": make_zip([("a.py", b"x" * 100, 0o100644)])[:30],
 }
 

@@ -53,9 +53,9 @@ def test_python_context_layout_and_determinism(tmp_path) -> None:
     "runtime, deps, vendored, expected",
     [
         ("python", None, False, "--target /app/deps -r /app/runtime-requirements.txt"),
-        ("python", None, True, "COPY deps/ /app/deps/"),
+        ("python", None, True, "COPY runtime-deps/ /app/deps/"),
         ("node", None, False, "# no dependency manifest"),
-        ("python", "requirements.txt", True, "COPY deps/ /app/deps/"),
+        ("python", "requirements.txt", True, "COPY runtime-deps/ /app/deps/\nCOPY deps/ /app/deps/"),
         ("node", "package.json", False, "npm install --omit=dev"),
         ("node", "package.json", True, "vendored"),
     ],

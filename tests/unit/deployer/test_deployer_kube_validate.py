@@ -162,3 +162,16 @@ def test_unknown_custom_kind_names_the_known_ones(schemas_dir: Path) -> None:
         schemas_dir=schemas_dir,
     )
     assert "no CRD schema for serving.knative.dev/v1 Route" in found[0].reason
+
+
+def test_validate_manifests_names_every_invalid_manifest() -> None:
+    from knative_lambda.harness.kube import validate_manifests
+
+    good = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ok"}}
+    bad1 = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "Bad_1"}}
+    bad2 = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": 1}}
+    validate_manifests([good])
+    with pytest.raises(ManifestError) as info:
+        validate_manifests([good, bad1, bad2])
+    wheres = [p.where for p in info.value.problems]
+    assert wheres == ["Namespace/Bad_1: metadata.name", "ConfigMap/c: data.k"]

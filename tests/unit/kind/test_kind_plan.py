@@ -248,3 +248,14 @@ def test_down_finds_the_cluster_from_the_state(tmp_path: Path) -> None:
     again = kind.options_from_state(statefile.load(tmp_path / "env.json"))
     assert again.cluster_name == "kl-test"
     assert again.workdir.resolve() == o.workdir.resolve()
+
+
+def test_kl_up_kind_dry_run_prints_the_plan() -> None:
+    from click.testing import CliRunner
+
+    from knative_lambda.cli import cli
+
+    result = CliRunner().invoke(cli, ["up", "--target", "kind", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    docs = [d for d in yaml.safe_load_all(result.output) if d is not None]
+    assert docs == kind.manifests_of(kind.plan(kind.KindOptions()))

@@ -7,7 +7,11 @@ made by scripts/docker-setup.sh (debootstrap + docker import) is enough.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 from knative_lambda.platform.builder import context, proc
@@ -35,6 +39,22 @@ class DockerBackend:
     def __init__(self, config: BuilderConfig, settings: Settings) -> None:
         self.config = config
         self.settings = settings
+        self._lock = asyncio.Lock()
+
+    async def _runtime_deps(self) -> Path:
+        """The Python wrapper's packages, installed once per requirement set and reused."""
+        reqs = context.runtime_requirements()
+        target = Path(self.settings.data_dir) / "cache" / f"runtime-deps-{hashlib.sha256(reqs.encode()).hexdigest()[:12]}"
+        async with self._lock:
+            if not target.is_dir():
+                staging = target.with_name(target.name + f".tmp-{os.getpid()}")
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir(parents=True)
+                (staging / "requirements.txt").write_text(reqs)
+                await install_python(staging / "requirements.txt", staging / "site", self.config.offline, target=True)
+                os.replace(staging / "site", target)
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
 
     def base(self, runtime: str) -> str:
         return self.config.python_base if runtime == "python" else self.config.node_base
@@ -44,15 +64,15 @@ class DockerBackend:
         if reason:
             raise BuildFailed(f"docker backend: {reason}")
         spec = job.spec
-        deps_dir = None
-        if spec.runtime == "python":  # the wrapper's imports and the function's requirements
-            reqs = job.artifact_dir / "image-requirements.txt"
-            extra = (job.code_dir / spec.deps).read_text() if spec.deps else ""
-            reqs.write_text(context.runtime_requirements() + extra)
-            deps_dir = await install_python(reqs, job.artifact_dir / "deps", self.config.offline, target=True)
+        deps_dir = runtime_deps = None
+        if spec.runtime == "python":  # the wrapper's imports (cached) and the function's requirements
+            runtime_deps = await self._runtime_deps()
+            if spec.deps:
+                deps_dir = await install_python(job.code_dir / spec.deps, job.artifact_dir / "deps",
+                                                self.config.offline, target=True)
         elif spec.deps:
             await install_node(job.code_dir, self.config.offline)
-        data = context.assemble(job.code_dir, spec, job.config, deps_dir=deps_dir)
+        data = await asyncio.to_thread(context.assemble, job.code_dir, spec, job.config, deps_dir, runtime_deps, 1)
         ctx = job.artifact_dir / "context.tar.gz"
         ctx.write_bytes(data)
         image = job.config.image_uri

@@ -1,0 +1,120 @@
+"""Warm overhead of the gateway: the same instance called directly and through the gateway, same run.
+
+Latency: sequential requests alternating direct / gateway (so both see the same
+noise). Throughput: a closed loop at --concurrency for --seconds, direct then
+gateway, twice. The function is a hello Python function at min-scale=max-scale=1
+with containerConcurrency 0, so both paths hit one and the same process.
+
+Usage: .venv/bin/python benchmarks/serving_warm_overhead.py [--n 2000] [--concurrency 16] [--seconds 3]
+Goal: added p50 <= 0.5 ms; throughput ratio (gateway / direct) >= 0.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving_common import HELLO, Gateway, make_artifact, percentile, summary  # noqa: E402
+
+BODY = json.dumps({"n": 1}).encode()
+HEADERS = {"Content-Type": "application/json"}
+
+
+async def one(session: aiohttp.ClientSession, url: str) -> float:
+    t0 = time.perf_counter()
+    async with session.post(url, data=BODY, headers=HEADERS) as r:
+        await r.read()
+        if r.status != 200:
+            raise RuntimeError(f"{url}: {r.status}")
+    return time.perf_counter() - t0
+
+
+async def latency(direct: str, gateway: str, n: int, budget: float) -> tuple[list[float], list[float]]:
+    d, g = [], []
+    conn = aiohttp.TCPConnector(limit=4)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        for _ in range(50):  # warm both connections
+            await one(s, direct)
+            await one(s, gateway)
+        end = time.monotonic() + budget
+        for _ in range(n):
+            if time.monotonic() > end:
+                break
+            d.append(await one(s, direct))
+            g.append(await one(s, gateway))
+    return d, g
+
+
+async def throughput(url: str, concurrency: int, seconds: float) -> dict[str, float]:
+    count = 0
+    errors = 0
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        end = time.monotonic() + seconds
+
+        async def worker() -> None:
+            nonlocal count, errors
+            for _ in range(1_000_000):  # bounded; the clock ends it first
+                if time.monotonic() > end:
+                    return
+                try:
+                    await one(s, url)
+                    count += 1
+                except (RuntimeError, aiohttp.ClientError):
+                    errors += 1
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        took = time.monotonic() - t0
+    return {"rps": round(count / took, 1), "errors": errors}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    args = ap.parse_args()
+    with Gateway() as gw:
+        art = make_artifact(gw.tmp, "hello", HELLO)
+        gw.deploy("warm", art, container_concurrency=0,
+                  annotations={"autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "1"})
+        deadline = time.monotonic() + 30
+        while not gw.service("warm")["ready"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        port = gw.service("warm")["revisions"][0]["instances"][0]["port"]
+        direct, via = f"http://127.0.0.1:{port}/", f"{gw.url}/default/warm/"
+        d, g = asyncio.run(latency(direct, via, args.n, 60.0))
+        rounds = []
+        for _ in range(2):
+            rd = asyncio.run(throughput(direct, args.concurrency, args.seconds))
+            rg = asyncio.run(throughput(via, args.concurrency, args.seconds))
+            rounds.append({"direct": rd, "gateway": rg})
+    added = [b - a for a, b in zip(d, g, strict=True)]
+    ratio = sum(r["gateway"]["rps"] for r in rounds) / max(1e-9, sum(r["direct"]["rps"] for r in rounds))
+    report = {
+        "benchmark": "serving_warm_overhead",
+        "command": f"python benchmarks/serving_warm_overhead.py --n {args.n} --concurrency {args.concurrency} "
+                   f"--seconds {args.seconds}",
+        "direct": summary(d),
+        "gateway": summary(g),
+        "added_p50_ms": round(percentile(g, 50) * 1000 - percentile(d, 50) * 1000, 3),
+        "added_pairwise_p50_ms": round(percentile(added, 50) * 1000, 3),
+        "throughput": rounds,
+        "throughput_ratio": round(ratio, 3),
+        "goal": {"added_p50_ms": 0.5, "throughput_ratio": 0.8},
+    }
+    report["meets_goal"] = report["added_p50_ms"] <= 0.5 and ratio >= 0.8
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
