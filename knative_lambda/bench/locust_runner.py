@@ -55,7 +55,7 @@ class LocustRun:
     command: list[str]
     returncode: int
     raw: RawSamples
-    stats: dict[str, float]  # the Aggregated row of <prefix>_stats.csv
+    stats: dict[str, float]  # locust's Aggregated CSV row: written every second, may lag the end
     series: dict[str, Series]  # users, rps, failures_per_s (seconds since start)
     failures: list[dict[str, str]]
     stderr_tail: str = ""

@@ -77,6 +77,14 @@ def load_experiment(path: Path) -> dict[str, Any]:
     return experiment
 
 
+def _preflight(target: str, state_path: Path) -> None:
+    """Fail in one line before anything runs when the target cannot be reached at all."""
+    from knative_lambda.chaos import context
+
+    with context.target(configuration={"kl_state": str(state_path), "kl_target": target}):
+        pass
+
+
 @dataclass
 class RunResult:
     journal: dict[str, Any]
@@ -96,6 +104,8 @@ def run_experiment_file(path: Path, *, target: str = "local", state: Path | None
     from knative_lambda.harness import state as statefile
 
     experiment = load_experiment(path)
+    state_path = Path(state) if state else statefile.default_state_path()
+    _preflight(target, state_path)
     if mutate is not None:
         mutate(experiment)
     name = path.stem
@@ -103,7 +113,6 @@ def run_experiment_file(path: Path, *, target: str = "local", state: Path | None
     work = run_dir / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    state_path = Path(state) if state else statefile.default_state_path()
     experiment.setdefault("configuration", {}).update(
         kl_state=str(state_path.resolve()), kl_target=target, kl_chaos_dir=str(work))
 

@@ -10,11 +10,15 @@ delivered (:class:`Canary`). A future ``kl hostile`` command can drive it as is.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -242,3 +246,130 @@ class Canary:
 
 def new_id() -> str:
     return uuid.uuid4().hex[:8]
+
+
+# --- the kl command line ---------------------------------------------------------------------
+
+PRELOAD = (
+    "knative_lambda.harness.local", "knative_lambda.harness.state", "knative_lambda.harness.targets",
+    "knative_lambda.harness.targets.local", "knative_lambda.bench.gate", "knative_lambda.bench.results",
+    "knative_lambda.bench.budgets", "knative_lambda.bench.suite", "knative_lambda.bench.runner",
+    "knative_lambda.bench.report", "knative_lambda.platform.broker.client", "knative_lambda.contract",
+    "knative_lambda.platform.builder.source", "httpx", "boto3", "yaml",
+)
+
+# Runs in a child interpreter: imports every kl command once, then forks one process per
+# command line, so each run is a separate process with the real entry point
+# (``python -m knative_lambda``) without paying the interpreter's start-up each time.
+_CLI_WORKER = r'''
+PRELOAD = %r
+import json, os, runpy, sys, time, traceback
+import importlib
+from knative_lambda.cli import COMMANDS, LazyGroup
+for name in COMMANDS:
+    try:
+        LazyGroup._load(name)
+    except Exception:
+        pass  # a command that cannot import fails the same way in its own run
+for module in PRELOAD:  # what the commands import when they run
+    try:
+        importlib.import_module(module)
+    except Exception:
+        pass
+cases = json.loads(sys.stdin.read())
+parallel, results, running = max(1, int(os.environ.get("KL_HOSTILE_PARALLEL", "4"))), {}, {}
+
+def child(case):
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    for fd, path in ((1, case["out"]), (2, case["err"])):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+    os.chdir(case["cwd"])
+    os.environ.clear()
+    os.environ.update(case["env"])
+    sys.argv = ["kl", *case["argv"]]
+    code = 0
+    try:
+        runpy.run_module("knative_lambda", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        if isinstance(exc.code, int) or exc.code is None:
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+pending = list(enumerate(cases))
+while pending or running:
+    while pending and len(running) < parallel:
+        index, case = pending.pop(0)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            child(case)
+        running[pid] = (index, time.monotonic() + case["timeout"], time.monotonic())
+    pid, status = os.waitpid(-1, os.WNOHANG)
+    if pid:
+        index, _, started = running.pop(pid)
+        results[index] = [os.waitstatus_to_exitcode(status), time.monotonic() - started]
+        continue
+    now = time.monotonic()
+    for pid, (index, deadline, started) in list(running.items()):
+        if now > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            running.pop(pid)
+            results[index] = [None, now - started]
+    time.sleep(0.005)
+print(json.dumps([results[i] for i in range(len(cases))]))
+''' % (PRELOAD,)
+
+
+@dataclass(frozen=True)
+class CliRun:
+    code: int | None  # None: killed after the timeout (a hang)
+    stdout: bytes
+    stderr: bytes
+    elapsed_s: float = 0.0
+
+
+def run_cli(argvs: list[list[str]], *, cwd: str, env: dict[str, str], scratch: str,
+            timeout: float = 30.0, parallel: int = 4) -> list[CliRun]:
+    """Run ``kl <argv>`` for each argv, each in its own (forked) process; results in order."""
+    cases = [{"argv": argv, "cwd": cwd, "env": env, "timeout": timeout,
+              "out": str(Path(scratch) / f"{i}.out"), "err": str(Path(scratch) / f"{i}.err")}
+             for i, argv in enumerate(argvs)]
+    done = subprocess.run([sys.executable, "-c", _CLI_WORKER], input=json.dumps(cases).encode(),
+                          capture_output=True, timeout=timeout * len(cases) + 60,
+                          env={**os.environ, "KL_HOSTILE_PARALLEL": str(parallel)})
+    if done.returncode != 0:
+        raise RuntimeError(f"kl runner failed: {done.stderr.decode(errors='replace')[-2000:]}")
+    outcomes = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return [CliRun(code, Path(case["out"]).read_bytes(), Path(case["err"]).read_bytes(), elapsed)
+            for (code, elapsed), case in zip(outcomes, cases, strict=True)]
+
+
+def cli_verdict(run: CliRun, expect: tuple[str, ...] = ()) -> list[str]:
+    """Why a hostile command line's outcome is not acceptable (empty = acceptable). Pure."""
+    if run.code is None:
+        return ["still running at the timeout (a hang)"]
+    stderr = run.stderr.decode("utf-8", "replace")
+    problems = []
+    if "Traceback" in stderr:
+        problems.append("traceback on stderr: " + stderr.strip().splitlines()[-1][:200])
+    if run.code == 0:
+        problems.append(f"exit 0 (stdout {run.stdout[-200:]!r})")
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    # click surrounds a usage error with "Usage: ..." and "Try 'kl -h' ..."; the error is one line
+    errors = [line for line in lines if line.lower().startswith("error")]
+    if len(errors) != 1 or len(lines) > 4:
+        problems.append(f"not a one-line error: {stderr[-400:]!r}")
+        return problems
+    message = errors[0].lower()
+    problems += [f"error does not name {w!r}: {message[:200]!r}" for w in expect if w not in message]
+    return problems

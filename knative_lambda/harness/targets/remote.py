@@ -121,8 +121,9 @@ class PlatformTarget:
                                 f"{outcome.data.get('error_message')}")
         content_hash = outcome.data.get("content_hash", "")
         fn = self.function(tp, parser, content_hash)
+        # ready = traffic on the new revision and its trigger in place (events reach it)
         while time.monotonic() < deadline:
-            if self.serving_hash(fn.service) == content_hash:
+            if self.serving_hash(fn.service) == content_hash and self.trigger_exists(fn.service):
                 return fn
             time.sleep(0.05)
         raise PlatformError(f"{fn.service} not ready with revision {content_hash} after {timeout:.0f}s")
@@ -188,8 +189,7 @@ class PlatformTarget:
     def triggers(self) -> list[dict[str, Any]]:
         response = self.http.get(f"{self.settings.broker_url}/apis/v1/triggers")
         response.raise_for_status()
-        body = response.json()
-        return body.get("triggers", body) if isinstance(body, dict) else body
+        return response.json()["items"]
 
     def trigger_exists(self, name: str) -> bool:
         return any(t.get("name") == name for t in self.triggers())

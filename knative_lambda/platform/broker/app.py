@@ -57,7 +57,11 @@ class BrokerServer:
         self.store = TriggerStore(settings.data_dir)
         self.brokers: set[tuple[str, str]] = {DEFAULT_BROKER}
         self.triggers: dict[str, TriggerState] = {}
-        self.connection: AbstractRobustConnection | None = None
+        self.connection: AbstractRobustConnection | None = None  # consumers and declarations
+        # Publishing has its own connection (RabbitMQ's advice): flow control that
+        # throttles publishers then never stalls the consumers' acks, and the two
+        # streams do not queue behind each other in one socket.
+        self.publish_connection: AbstractRobustConnection | None = None
         self.publisher: Publisher | None = None
         self.session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()  # trigger changes, one at a time
@@ -74,7 +78,10 @@ class BrokerServer:
         if not self.settings.amqp_url:
             raise ServiceUnavailable("KL_AMQP_URL is not set: the broker needs RabbitMQ (run kl up)")
         self.connection = await self._connect()
-        self.publisher = Publisher(self.connection, self.config.publish_channels, self.config.publish_timeout)
+        self.publish_connection = await self._connect()
+        self.publisher = Publisher(
+            self.publish_connection, self.config.publish_channels, self.config.publish_timeout
+        )
         await self.publisher.start()
         connector = aiohttp.TCPConnector(limit=self.config.http_connections, limit_per_host=0)
         self.session = aiohttp.ClientSession(connector=connector)
@@ -108,9 +115,10 @@ class BrokerServer:
                 await self.publisher.close()
         if self.session is not None:
             await self.session.close()
-        if self.connection is not None:
-            with contextlib.suppress(Exception):
-                await self.connection.close()
+        for conn in (self.publish_connection, self.connection):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
 
     async def _declare_broker(self, namespace: str, broker: str) -> None:
         assert self.connection is not None

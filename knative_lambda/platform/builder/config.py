@@ -24,6 +24,7 @@ class BuilderConfig:
     python_base: str = "kl-base/python:bookworm"  # docker/kaniko base images
     node_base: str = "kl-base/node:bookworm"  # made offline by scripts/docker-setup.sh
     offline: bool = False  # uv --offline / npm --offline: install only from the local cache
+    push: bool = False  # docker backend: push the image to its registry (kind: the local registry)
     recent: int = 200  # finished builds kept for GET /apis/v1/builds
 
     def __post_init__(self) -> None:
@@ -61,6 +62,7 @@ class BuilderConfig:
             python_base=env.get("KL_BUILD_PYTHON_BASE", d.python_base) or d.python_base,
             node_base=env.get("KL_BUILD_NODE_BASE", d.node_base) or d.node_base,
             offline=env.get("KL_BUILD_OFFLINE", "").lower() in ("1", "true", "yes"),
+            push=env.get("KL_BUILD_PUSH", "").lower() in ("1", "true", "yes"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -77,4 +79,5 @@ class BuilderConfig:
             "KL_BUILD_PYTHON_BASE": self.python_base,
             "KL_BUILD_NODE_BASE": self.node_base,
             "KL_BUILD_OFFLINE": "1" if self.offline else "",
+            "KL_BUILD_PUSH": "1" if self.push else "",
         }

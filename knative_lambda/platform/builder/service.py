@@ -166,7 +166,7 @@ class Builder:
                 record.phase = "extracting"
                 prepared = await asyncio.to_thread(self._prepare, request, src)
                 runtime = prepared.spec.runtime
-                cached, built_here = await self._build_once(request, kind, record, prepared, content_hash)
+                cached = await self._build_once(request, kind, record, prepared, content_hash)
             except BuildFailed as exc:
                 if not isinstance(exc, BackoffActive):
                     self.backoff.failed(backoff_key, time.monotonic(), str(exc))
@@ -203,7 +203,7 @@ class Builder:
         hint = params.get("runtime") or src.metadata.get("runtime")
         if hint and str(hint).lower() != "auto":
             return runtimes.normalize_hint(str(hint))
-        filename = params.get("filename") or src.metadata.get("filename") or ""
+        filename = str(params.get("filename") or src.metadata.get("filename") or "")
         if filename.endswith(".py"):
             return "python"
         if filename.endswith((".js", ".cjs")):
@@ -246,12 +246,12 @@ class Builder:
 
     async def _build_once(
         self, request: BuildRequest, kind: str, record: BuildRecord, prepared: _Prepared, content_hash: str
-    ) -> tuple[bool, bool]:
-        """``(cached, built_here)``: a cache hit, a shared in-flight build, or our own build."""
+    ) -> bool:
+        """True when no build ran for this request: a cache hit or someone else's build (shared)."""
         force = kind == "rebuild.start"
         if not force and self.store.lookup(prepared.key) is not None:
             self.store.discard(prepared.staging)
-            return True, False
+            return True
 
         async def work() -> bool:
             record.phase = "queued"
@@ -273,7 +273,7 @@ class Builder:
         finally:
             if prepared.staging.exists():
                 self.store.discard(prepared.staging)
-        return (was_cached or shared), not shared
+        return was_cached or shared
 
     async def _build(self, request: BuildRequest, record: BuildRecord, prepared: _Prepared, content_hash: str) -> None:
         spec, staging = prepared.spec, prepared.staging
@@ -346,7 +346,7 @@ class Builder:
             job_name=names.job_name(tp, parser, content_hash),
             image_uri=names.image_uri(self.settings.registry, tp, parser, content_hash) if ok else "",
             status=status,
-            error_message=error,
+            error_message=" ".join(error.split())[:2000],  # one line (tool output is multi-line)
             exit_code=exit_code,
             duration=round(time.monotonic() - t0, 4),
             correlation_id=cid,

@@ -12,6 +12,8 @@ deployer registers its own triggers (build.complete, service.delete -> itself).
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import logging
 import os
@@ -63,6 +65,8 @@ class DeployerOptions:
     register_triggers: bool = True
     mode: str = "local"  # local: gateway + broker HTTP APIs; kubernetes: Knative objects
     self_url: str = ""  # where the broker reaches this process; default http://127.0.0.1:<port>/
+    # the functions' trigger delivery backoff (ISO-8601); DESIGN's PT1S unless tests shorten it
+    backoff_delay: str = manifests.DEFAULT_DELIVERY.backoff_delay
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> DeployerOptions:
@@ -79,6 +83,7 @@ class DeployerOptions:
             register_timeout=timeout,
             register_triggers=env.get("KL_DEPLOYER_REGISTER", "1") not in ("0", "false", "no"),
             self_url=env.get("KL_DEPLOYER_URL", ""),
+            backoff_delay=env.get("KL_DEPLOYER_BACKOFF_DELAY") or cls.backoff_delay,
         )
 
 
@@ -91,12 +96,14 @@ class _State:
         self.handled = 0
 
 
-def deployer_config(settings: Settings, mode: str = "local") -> DeployerConfig:
+def deployer_config(settings: Settings, mode: str = "local",
+                    backoff_delay: str = manifests.DEFAULT_DELIVERY.backoff_delay) -> DeployerConfig:
     # On Kubernetes the function's trigger references its Knative Service.
     return DeployerConfig(
         prefix=settings.event_prefix,
         namespace=settings.namespace,
         gateway_url=settings.gateway_url if mode == "local" else "",
+        delivery=dataclasses.replace(manifests.DEFAULT_DELIVERY, backoff_delay=backoff_delay),
     )
 
 
@@ -186,7 +193,7 @@ def create_app(
     from knative_lambda.platform.http import auth_middleware
 
     options = options or DeployerOptions.from_env()
-    config = deployer_config(settings, options.mode)
+    config = deployer_config(settings, options.mode, options.backoff_delay)
     if executor is None and options.mode == "kubernetes":
         from knative_lambda.platform.deployer.kube import KubeExecutor
 

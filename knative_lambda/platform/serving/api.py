@@ -50,7 +50,9 @@ only for 400); 401 without the token; 404 for an unknown service.
                  "request_id"?, "instance"?, "pid"?, ...}], "next": <last seq>}
 
   ``event`` is one of request_buffered, scale_decision (desired, previous, ready,
-  reason, stable, panic, panicking), process_started, instance_ready (startup),
+  reason, stable, panic, panicking), process_started (the instance has a process:
+  a pre-forked zygote spare took the job, or node was spawned; ``pid``),
+  instance_ready (function imported and listening; ``startup`` seconds),
   first_byte, instance_stopped (reason, expected), instance_failed,
   revision_created, traffic_switched. ``mono`` is the gateway's
   ``time.monotonic()``, ``wall`` is ``time.time()``.
@@ -102,6 +104,8 @@ def add_routes(app: web.Application, gateway: Gateway) -> None:
             doc = await request.json()
         except (ValueError, UnicodeDecodeError) as exc:
             return _bad([("body", f"not JSON: {exc}")])
+        except RecursionError:
+            return _bad([("body", "not JSON we accept: nested too deeply")])
         try:
             spec, config = parse_revision(name, doc, gateway.base_config, gateway.resolve_artifact)
         except SpecError as exc:

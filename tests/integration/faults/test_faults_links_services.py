@@ -17,7 +17,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from knative_lambda.harness import supervisor
 from knative_lambda.harness.faults.control import FaultProxyClient
-from knative_lambda.harness.faults.links import proxied_settings, start_link_proxies, stop_link_proxies
+from knative_lambda.harness.faults.links import (
+    proxied_settings,
+    start_link_proxies,
+    stop_link_proxies,
+)
 from knative_lambda.settings import Settings
 
 

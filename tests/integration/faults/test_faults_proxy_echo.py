@@ -219,3 +219,11 @@ def test_control_api_rejects_bad_faults_and_keeps_the_old_ones(
     with pytest.raises(ConfigError, match="reset_fraction"):
         client.set_faults({"reset_fraction": 3})
     assert client.faults()["down"]["latency_ms"] == 7
+
+
+async def test_bandwidth_limit_slows_a_transfer(proxy: FaultProxy) -> None:
+    proxy.set_faults(Faults(up=LinkFaults(bandwidth_bps=100_000)))
+    payload = b"b" * 50_000
+    started = time.monotonic()
+    assert await roundtrip(proxy.port, payload) == payload
+    assert time.monotonic() - started >= 0.45  # 50 kB at 100 kB/s: at least half a second

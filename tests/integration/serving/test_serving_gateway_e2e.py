@@ -10,7 +10,14 @@ import httpx
 import psutil
 import pytest
 
-from .conftest import BROKEN_HANDLER, HELLO_HANDLER, NODE_HANDLER, SLOW_HANDLER, TOKEN, make_artifact
+from .conftest import (
+    BROKEN_HANDLER,
+    HELLO_HANDLER,
+    NODE_HANDLER,
+    SLOW_HANDLER,
+    TOKEN,
+    make_artifact,
+)
 
 
 def invoke(gw, name: str, data, ns: str = "default", **kw) -> httpx.Response:
@@ -267,3 +274,17 @@ def test_memory_limit_applies_inside_the_instance(gateway, artifacts):
     big = invoke(gateway, "hog", {"mb": 1024})
     assert big.status_code == 500
     assert big.json() == {"succeeded": False, "contextId": big.json()["contextId"], "errorMessage": "MemoryError: "}
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b'{"revision":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "body"),
+        (b'{"revision": {"artifact": "' + b"x" * 5000 + b'"}}', "revision.artifact"),
+        (b'{"revision": {"artifact": "/' + b"a/" * 3000 + b'"}}', "revision.artifact"),
+        (b'{"revision": {"artifact": "/etc"}}', "revision.artifact"),
+    ],
+)
+def test_hostile_bodies_are_400(gateway, body, where):
+    r = gateway.api.put("/apis/v1/namespaces/default/services/hostile", content=body)
+    assert r.status_code == 400 and r.json()["problems"][0]["where"] == where

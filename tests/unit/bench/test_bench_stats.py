@@ -192,3 +192,14 @@ def test_summary_get() -> None:
     assert s.get("p50") is s.p50
     with pytest.raises(KeyError):
         s.get("p42")
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9, 0.95, 0.99])
+def test_order_statistic_bootstrap_matches_naive_resampling(q: float) -> None:
+    """The fast quantile bootstrap draws from the same distribution as resampling arrays."""
+    x = np.sort(np.random.default_rng(8).lognormal(0, 0.5, 40))
+    fast = st._bootstrap_quantile(x, q, np.random.default_rng(1), 20000)
+    rng = np.random.default_rng(2)
+    naive = np.quantile(x[rng.integers(0, len(x), size=(20000, len(x)))], q, axis=1)
+    for p in (0.025, 0.25, 0.5, 0.75, 0.975):
+        assert np.quantile(fast, p) == pytest.approx(np.quantile(naive, p), rel=0.03)

@@ -51,3 +51,23 @@ def test_pack_is_deterministic_and_skips_links(tmp_path) -> None:
     single = tmp_path / "f.js"
     single.write_text("module.exports={}")
     assert pack(single) == (b"module.exports={}", "f.js")
+
+
+@pytest.mark.parametrize(
+    "status, kind",
+    [("succeeded", "build.complete"), ("failed", "build.failed"), ("timeout", "build.timeout"), ("odd", "build.failed")],
+)
+def test_result_event_type(status: str, kind: str) -> None:
+    from knative_lambda.contract.validation import validate
+    from knative_lambda.platform.builder.emitter import result_event
+    from knative_lambda.settings import Settings
+
+    data = {"third_party_id": "acme", "parser_id": "p1", "content_hash": "0123456789ab",
+            "job_name": "build-acme-p1-01234567", "image_uri": "", "status": status, "error_message": "",
+            "exit_code": 1, "duration": 0.5, "correlation_id": "5b1c7a4e-2f5d-4c8e-9a3b-0f6e1d2c3b4a",
+            "cached": False, "artifact": "", "runtime": "python", "backend": "local"}
+    event = result_event(Settings(), data)
+    assert event.get_type() == f"network.notifi.lambda.{kind}"
+    assert event.get_subject() == "build/acme/p1" and event.get_source() == "network.notifi.builder"
+    assert event.get_extension("correlationid") == data["correlation_id"]
+    validate(event)  # the contract accepts what the builder emits

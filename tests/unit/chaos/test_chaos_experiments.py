@@ -11,7 +11,12 @@ from chaoslib.experiment import ensure_experiment_is_valid
 from click.testing import CliRunner
 
 from knative_lambda.chaos.commands import chaos
-from knative_lambda.chaos.run import REPO_EXPERIMENTS, find_experiment, list_experiments, load_experiment
+from knative_lambda.chaos.run import (
+    REPO_EXPERIMENTS,
+    find_experiment,
+    list_experiments,
+    load_experiment,
+)
 from knative_lambda.errors import ConfigError
 
 EXPECTED = {"broker-restart", "s3-outage-builds", "instance-kill-http", "gateway-restart",

@@ -7,7 +7,12 @@ import random
 import pytest
 
 from knative_lambda.errors import ConfigError
-from knative_lambda.harness.faults.links import plan_links, proxied_settings, rewrite_url, url_host_port
+from knative_lambda.harness.faults.links import (
+    plan_links,
+    proxied_settings,
+    rewrite_url,
+    url_host_port,
+)
 from knative_lambda.harness.faults.model import (
     DOWN,
     UP,

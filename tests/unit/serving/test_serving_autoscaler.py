@@ -6,7 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from knative_lambda.platform.serving.autoscaler import Decision, MetricWindow, Sample, ScalerState, decide
+from knative_lambda.platform.serving.autoscaler import (
+    Decision,
+    MetricWindow,
+    Sample,
+    ScalerState,
+    decide,
+)
 from knative_lambda.platform.serving.config import AutoscalerConfig
 
 # target 10 x 50 % = 5 per instance; stable window 10 s; panic window 1 s; threshold 2.0

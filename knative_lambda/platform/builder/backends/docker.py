@@ -79,4 +79,8 @@ class DockerBackend:
         rc, out = await proc.run(["docker", "build", "-q", "-t", image, "-"], stdin_path=str(ctx))
         if rc != 0:
             raise BuildFailed(f"docker build of {image} failed: {proc.tail(out, 6)}")
+        if self.config.push:  # kind/cluster pull from the registry named in the image URI
+            rc, pushed = await proc.run(["docker", "push", "-q", image])
+            if rc != 0:
+                raise BuildFailed(f"docker push of {image} failed: {proc.tail(pushed, 4)}")
         return {"image": image, "image_id": out.strip().splitlines()[-1] if out.strip() else ""}
