@@ -12,9 +12,8 @@ deployer registers its own triggers (build.complete, service.delete -> itself).
 
 from __future__ import annotations
 
-import dataclasses
-
 import asyncio
+import dataclasses
 import logging
 import os
 import time

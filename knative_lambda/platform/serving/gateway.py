@@ -191,6 +191,9 @@ class Gateway:
         if spec.name in svc.revisions:  # same name, different content: keep names unique
             spec = RevisionSpec(**{**spec.__dict__, "name": f"{spec.name}-{svc.generation + 1}"})
         rev = Revision(namespace, name, spec, config)
+        for other in svc.revisions.values():  # a superseded revision that never got traffic is not routed
+            if other.name != svc.traffic:
+                other.routable = False
         svc.revisions[spec.name] = rev
         svc.latest = spec.name
         svc.generation += 1

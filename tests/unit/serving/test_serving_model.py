@@ -102,3 +102,14 @@ def test_routing(host, path, expect, tmp_path):
     gw.services[("default", "hello")] = type("S", (), {"name": "hello"})()
     svc, fwd = gw.route(make_mocked_request("POST", path, headers={"Host": host}))
     assert (svc.name if svc else None, fwd) == expect
+
+
+def test_functions_table():
+    from knative_lambda.platform.serving.commands import table
+
+    view = {"services": [{"namespace": "default", "name": "s", "traffic_revision": "s-1", "revisions": [
+        {"name": "s-1", "desired": 1, "inflight": 0, "requests": 3,
+         "instances": [{"id": "s-1-1", "pid": 42, "state": "ready", "inflight": 0}]}]}]}
+    rows = table(view)
+    assert rows[0].startswith("SERVICE") and "default/s" in rows[1] and "*" in rows[1]
+    assert "pid 42" in rows[2]
