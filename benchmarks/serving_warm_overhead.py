@@ -2,10 +2,10 @@
 
 Latency: sequential requests alternating direct / gateway (so both see the same
 noise). Throughput: a closed loop at --concurrency for --seconds, direct then
-gateway, twice. The function is a hello Python function at min-scale=max-scale=1
+gateway, alternating for --rounds rounds. The function is a hello Python function at min-scale=max-scale=1
 with containerConcurrency 0, so both paths hit one and the same process.
 
-Usage: .venv/bin/python benchmarks/serving_warm_overhead.py [--n 2000] [--concurrency 16] [--seconds 3]
+Usage: .venv/bin/python benchmarks/serving_warm_overhead.py [--n 2000] [--concurrency 16] [--seconds 1.5] [--rounds 6]
 Goal: added p50 <= 0.5 ms; throughput ratio (gateway / direct) >= 0.8.
 """
 
@@ -80,7 +80,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--seconds", type=float, default=1.5)
+    ap.add_argument("--rounds", type=int, default=6)
     args = ap.parse_args()
     with Gateway() as gw:
         art = make_artifact(gw.tmp, "hello", HELLO)
@@ -93,22 +94,24 @@ def main() -> int:
         direct, via = f"http://127.0.0.1:{port}/", f"{gw.url}/default/warm/"
         d, g = asyncio.run(latency(direct, via, args.n, 60.0))
         rounds = []
-        for _ in range(2):
+        for _ in range(args.rounds):  # alternate short rounds: the machine's noise hits both sides
             rd = asyncio.run(throughput(direct, args.concurrency, args.seconds))
             rg = asyncio.run(throughput(via, args.concurrency, args.seconds))
             rounds.append({"direct": rd, "gateway": rg})
     added = [b - a for a, b in zip(d, g, strict=True)]
     ratio = sum(r["gateway"]["rps"] for r in rounds) / max(1e-9, sum(r["direct"]["rps"] for r in rounds))
+    per_round = sorted(r["gateway"]["rps"] / max(1e-9, r["direct"]["rps"]) for r in rounds)
     report = {
         "benchmark": "serving_warm_overhead",
         "command": f"python benchmarks/serving_warm_overhead.py --n {args.n} --concurrency {args.concurrency} "
-                   f"--seconds {args.seconds}",
+                   f"--seconds {args.seconds} --rounds {args.rounds}",
         "direct": summary(d),
         "gateway": summary(g),
         "added_p50_ms": round(percentile(g, 50) * 1000 - percentile(d, 50) * 1000, 3),
         "added_pairwise_p50_ms": round(percentile(added, 50) * 1000, 3),
         "throughput": rounds,
         "throughput_ratio": round(ratio, 3),
+        "throughput_ratio_median_round": round(per_round[len(per_round) // 2], 3),
         "goal": {"added_p50_ms": 0.5, "throughput_ratio": 0.8},
     }
     report["meets_goal"] = report["added_p50_ms"] <= 0.5 and ratio >= 0.8

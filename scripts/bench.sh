@@ -7,6 +7,11 @@ export KL_STATE="${KL_STATE:-.kl/bench-env.json}"
 suite="${SUITE:-default}"
 out="${OUT:-reports/latest}"
 kl=.venv/bin/kl
+# The bench profile of the local target's config-autoscaler: short windows so that
+# waiting for a true zero between cold-start samples takes seconds, not a minute.
+export KL_AUTOSCALER_STABLE_WINDOW="${KL_AUTOSCALER_STABLE_WINDOW:-2s}"
+export KL_AUTOSCALER_SCALE_TO_ZERO_GRACE_PERIOD="${KL_AUTOSCALER_SCALE_TO_ZERO_GRACE_PERIOD:-1s}"
+export KL_AUTOSCALER_TICK="${KL_AUTOSCALER_TICK:-0.5s}"
 
 trap '$kl down >/dev/null 2>&1 || true' EXIT INT TERM
 $kl up || exit 2

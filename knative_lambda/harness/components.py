@@ -16,12 +16,12 @@ class Component:
     name: str
     module: str
     url_setting: str  # the Settings field that carries this component's base URL ("" if none)
-    health_path: str = "/healthz"
+    health_path: str = "/healthz"  # what answers 200 once the component can do its job
 
 
 COMPONENTS: tuple[Component, ...] = (
     Component("broker", "knative_lambda.platform.broker", "broker_url"),
     Component("gateway", "knative_lambda.platform.serving", "gateway_url"),
-    Component("builder", "knative_lambda.platform.builder", "builder_url"),
+    Component("builder", "knative_lambda.platform.builder", "builder_url", "/readyz"),
     Component("deployer", "knative_lambda.platform.deployer", ""),
 )

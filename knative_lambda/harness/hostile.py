@@ -10,7 +10,6 @@ delivered (:class:`Canary`). A future ``kl hostile`` command can drive it as is.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -262,22 +261,20 @@ PRELOAD = (
 # command line, so each run is a separate process with the real entry point
 # (``python -m knative_lambda``) without paying the interpreter's start-up each time.
 _CLI_WORKER = r'''
-PRELOAD = %r
-import json, os, runpy, sys, time, traceback
-import importlib
+import importlib, json, os, runpy, sys, time, traceback
+job = json.loads(sys.stdin.read())
 from knative_lambda.cli import COMMANDS, LazyGroup
 for name in COMMANDS:
     try:
         LazyGroup._load(name)
     except Exception:
         pass  # a command that cannot import fails the same way in its own run
-for module in PRELOAD:  # what the commands import when they run
+for module in job["preload"]:  # what the commands import when they run
     try:
         importlib.import_module(module)
     except Exception:
         pass
-cases = json.loads(sys.stdin.read())
-parallel, results, running = max(1, int(os.environ.get("KL_HOSTILE_PARALLEL", "4"))), {}, {}
+cases, parallel, results, running = job["cases"], max(1, job["parallel"]), {}, {}
 
 def child(case):
     null = os.open(os.devnull, os.O_RDONLY)
@@ -327,7 +324,7 @@ while pending or running:
             results[index] = [None, now - started]
     time.sleep(0.005)
 print(json.dumps([results[i] for i in range(len(cases))]))
-''' % (PRELOAD,)
+'''
 
 
 @dataclass(frozen=True)
@@ -344,9 +341,9 @@ def run_cli(argvs: list[list[str]], *, cwd: str, env: dict[str, str], scratch: s
     cases = [{"argv": argv, "cwd": cwd, "env": env, "timeout": timeout,
               "out": str(Path(scratch) / f"{i}.out"), "err": str(Path(scratch) / f"{i}.err")}
              for i, argv in enumerate(argvs)]
-    done = subprocess.run([sys.executable, "-c", _CLI_WORKER], input=json.dumps(cases).encode(),
-                          capture_output=True, timeout=timeout * len(cases) + 60,
-                          env={**os.environ, "KL_HOSTILE_PARALLEL": str(parallel)})
+    job = {"preload": list(PRELOAD), "cases": cases, "parallel": parallel}
+    done = subprocess.run([sys.executable, "-c", _CLI_WORKER], input=json.dumps(job).encode(),
+                          capture_output=True, timeout=timeout * len(cases) + 60)
     if done.returncode != 0:
         raise RuntimeError(f"kl runner failed: {done.stderr.decode(errors='replace')[-2000:]}")
     outcomes = json.loads(done.stdout.decode().strip().splitlines()[-1])

@@ -148,9 +148,21 @@ def test_duplicate_events_are_processed_once(kl_function, kl_target, kl_events, 
     assert len(replies_for(kl_events, correlation(event), 1.5)) == 1
 
 
-@pytest.mark.conformance("EVENT-DLQ")
-def test_failing_subscriber_is_retried_then_dead_lettered(kl_function, kl_target, source):
+@pytest.mark.conformance("EVENT-ERROR")
+def test_raising_function_replies_with_an_error_event(kl_function, kl_target, kl_events, source):
     fn = kl_function(source("failing.py"))
+    event = parser_start(kl_target, fn.third_party_id, fn.parser_id)
+    assert kl_target.publish(event) == 202
+    reply = kl_events.wait_for(
+        lambda e: e.get_attributes().get("correlationid") == correlation(event), timeout=30)
+    assert reply.get_attributes()["type"] == event_type(EventKind.ERROR, kl_target.settings.event_prefix)
+    assert reply.get_data()["succeeded"] is False
+    assert "deliberate failure" in reply.get_data()["errorMessage"]
+
+
+@pytest.mark.conformance("EVENT-DLQ")
+def test_unreachable_subscriber_is_retried_then_dead_lettered(kl_function, kl_target, source):
+    fn = kl_function(source("crashing.py"))
     before = trigger_stats(kl_target, fn.service)
     assert kl_target.publish(parser_start(kl_target, fn.third_party_id, fn.parser_id)) == 202
     deadline = time.monotonic() + 60

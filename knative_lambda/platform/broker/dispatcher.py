@@ -126,7 +126,6 @@ class TriggerConsumer:
         self._dead_lettered = EVENTS.labels(*labels, "dead_lettered")
         self._replied = EVENTS.labels(*labels, "replied")
         self._latency = DELIVERY_SECONDS.labels(spec.namespace, spec.name)
-        self._undecodable = ""
         self.queue = topology.queue_name(spec.namespace, spec.broker, spec.name)
         self.dlq = topology.dlq_name(spec.namespace, spec.broker, spec.name)
 
@@ -159,6 +158,7 @@ class TriggerConsumer:
         except PublishError as exc:
             # RabbitMQ is away: leave the message unacked, it is redelivered later.
             log.warning("trigger %s: outcome not recorded (%s); will be redelivered", self.spec.key, exc)
+            await asyncio.sleep(1.0)  # RabbitMQ is reconnecting: do not spin on redeliveries
             await _settle(message, requeue=True)
         except Exception:
             log.exception("trigger %s: unexpected failure; requeued", self.spec.key)
@@ -176,9 +176,9 @@ class TriggerConsumer:
             attrs, headers = parts
             body = message.body
         else:
-            event = self._decode(message)
+            event, problem = self._decode(message)
             if event is None:
-                await self._dead_letter_raw(message, self._undecodable)
+                await self._dead_letter_raw(message, problem)
                 await _settle(message)
                 return
             headers, body = to_http(event, "binary")
@@ -203,21 +203,24 @@ class TriggerConsumer:
             self.counts.delivered += 1
             self._delivered.inc()
         else:
-            event = event or self._decode(message)
+            problem = ""
             if event is None:
-                await self._dead_letter_raw(message, self._undecodable)
+                event, problem = self._decode(message)
+            if event is None:
+                await self._dead_letter_raw(message, problem)
             else:
                 await self._dead_letter(event, attempt)
             self.counts.dead_lettered += 1
             self._dead_lettered.inc()
         await _settle(message)
 
-    def _decode(self, message: AbstractIncomingMessage) -> Any:
+    @staticmethod
+    def _decode(message: AbstractIncomingMessage) -> tuple[Any, str]:
+        """(event, "") or (None, why it is not a CloudEvent)."""
         try:
-            return from_amqp(dict(message.headers or {}), message.body, message.content_type)
+            return from_amqp(dict(message.headers or {}), message.body, message.content_type), ""
         except ContractError as exc:
-            self._undecodable = str(exc)
-            return None
+            return None, str(exc)
 
     async def _deliver(self, url: str, event: Any) -> Attempt:
         headers, body = to_http(event, "binary")

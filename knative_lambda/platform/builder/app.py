@@ -176,6 +176,12 @@ class BuilderService:
         finally:
             client.close()
 
+    async def readyz(self, _: web.Request) -> web.Response:
+        """Ready once its trigger is registered: before that, build events would be lost."""
+        ready = self.trigger_state == "registered"
+        return web.json_response({"ready": ready, "trigger": self.trigger_state},
+                                 status=200 if ready else 503)
+
     async def on_startup(self, _: web.Application) -> None:
         task = asyncio.create_task(self.register_trigger())
         self.tasks.add(task)
@@ -198,6 +204,7 @@ def make_app(settings: Settings, config: BuilderConfig | None = None, builder: B
     app = web.Application(middlewares=[auth_middleware(settings.token, ("/apis/",))], client_max_size=16 * 1024 * 1024)
     app[SERVICE_KEY] = service
     app.router.add_post("/", service.receive)
+    app.router.add_get("/readyz", service.readyz)
     app.router.add_get("/apis/v1/builds", service.builds)
     app.router.add_get("/apis/v1/builds/{cid}", service.build)
     app.router.add_get("/apis/v1/artifacts/{ref:.+}", service.artifact)

@@ -52,7 +52,7 @@ except ImportError:  # pragma: no cover
     uvloop = None
 
 _PID = struct.Struct("i")
-REFILL_DELAY = 0.03  # seconds
+REFILL_DELAY = 0.1  # seconds: after a single cold start, refill once it is likely done
 
 
 async def _read_request(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> dict | None:

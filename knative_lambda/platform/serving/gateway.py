@@ -316,6 +316,9 @@ class Gateway:
                         continue
                     rev.errors += 1
                     return _error(502, f"{rev.service}: instance failed before answering: {exc}", request_id=rid)
+                except BaseException:  # cancelled (client gone, shutdown): give the slot back
+                    self._release(inst)
+                    raise
                 if buffered:
                     self.timeline.record(
                         "first_byte", rev.service, namespace=rev.namespace, revision=rev.name,

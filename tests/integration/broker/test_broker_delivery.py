@@ -212,3 +212,29 @@ async def test_malformed_events_are_rejected_with_every_reason(broker, receivers
     await asyncio.sleep(0.5)
     assert rec.attempts == []  # nothing was published
     await client.aclose()
+
+
+async def test_a_message_that_is_not_a_cloudevent_is_dead_lettered_not_dropped(broker, receivers, amqp_url):
+    rec = await receivers()
+    client = broker.client()
+    name = unique_name()
+    client.put_trigger(trigger_object(name, rec.url))  # no filter: bound with '#'
+    conn = await aio_pika.connect(amqp_url)
+    async with conn:
+        ch = await conn.channel()
+        ex = await ch.get_exchange(topology.exchange_name("default", "default"))
+        await ex.publish(aio_pika.Message(b"not an event", headers={"x": "1"},
+                                          delivery_mode=aio_pika.DeliveryMode.PERSISTENT), "junk")
+        q = await ch.declare_queue(topology.dlq_name("default", "default", name), passive=True)
+        for _ in range(100):
+            msg = await q.get(fail=False)
+            if msg is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert msg is not None and msg.body == b"not an event"
+        assert msg.headers["knativeerrorcode"] == "0"
+        assert b"not a CloudEvent" in base64.b64decode(msg.headers["knativeerrordata"])
+        await msg.ack()
+    assert rec.attempts == []
+    client.delete_trigger(name)
+    await client.aclose()
