@@ -3,7 +3,7 @@
 # local budgets, write the report, tear down, exit with the gate's verdict.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export KL_STATE="${KL_STATE:-.kl/bench-env.json}"
+export KL_STATE="${KL_STATE:-.kl/bench/env.json}"
 suite="${SUITE:-default}"
 out="${OUT:-reports/latest}"
 kl=.venv/bin/kl
@@ -12,6 +12,7 @@ kl=.venv/bin/kl
 export KL_AUTOSCALER_STABLE_WINDOW="${KL_AUTOSCALER_STABLE_WINDOW:-2s}"
 export KL_AUTOSCALER_SCALE_TO_ZERO_GRACE_PERIOD="${KL_AUTOSCALER_SCALE_TO_ZERO_GRACE_PERIOD:-1s}"
 export KL_AUTOSCALER_TICK="${KL_AUTOSCALER_TICK:-0.5s}"
+export KL_DEPLOYER_WINDOW="${KL_DEPLOYER_WINDOW:-2s}"  # the functions' per-revision window
 
 trap '$kl down >/dev/null 2>&1 || true' EXIT INT TERM
 $kl up || exit 2

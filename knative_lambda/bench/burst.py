@@ -7,12 +7,11 @@ time, and how long the platform took to reach its peak instance count.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from knative_lambda.bench.concurrent import post_all, record_outcomes
+from knative_lambda.bench.concurrent import Periodic, post_all, record_outcomes
 from knative_lambda.bench.functions import SOURCES, unique_id
 from knative_lambda.bench.runner import Recorder, register
 
@@ -31,29 +30,19 @@ def run(target: Any, params: Mapping[str, Any], rec: Recorder) -> None:
     fn = target.deploy("bench", unique_id("burst"), SOURCES["python"]())
     try:
         target.wait_scaled_to_zero(fn, timeout=float(params.get("zero_timeout_s", 60)))
-        stop = threading.Event()
-        t0 = time.monotonic()
         times: list[float] = []
         counts: list[float] = []
 
-        def watch() -> None:
-            while not stop.is_set():
-                try:
-                    counts.append(target.instance_count(fn))
-                    times.append(time.monotonic() - t0)
-                except Exception:
-                    pass
-                stop.wait(0.1)
+        def watch(t: float) -> None:
+            counts.append(target.instance_count(fn))
+            times.append(t)
 
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
         body = json.dumps({"burst": True}).encode()
-        outcomes = post_all(fn.url, [body] * requests, concurrency=requests,
-                            headers=lambda _i: {"Content-Type": "application/json"},
-                            timeout=float(params.get("request_timeout_s", 60)))
-        time.sleep(0.5)
-        stop.set()
-        watcher.join(5)
+        with Periodic(watch, 0.1):
+            outcomes = post_all(fn.url, [body] * requests, concurrency=requests,
+                                headers=lambda _i: {"Content-Type": "application/json"},
+                                timeout=float(params.get("request_timeout_s", 60)))
+            time.sleep(0.5)  # the scale-out may lag the last answer
         record_outcomes(rec, outcomes)
         rec.series("instances", times, counts, unit="instances")
         peak_at = time_to_peak(times, counts)

@@ -1,4 +1,4 @@
-"""Bounded concurrent HTTP for benchmarks that need more than one request in flight.
+"""Concurrency helpers for benchmarks: bounded concurrent HTTP, periodic background work.
 
 Runs its own event loop (benchmarks are synchronous) and never more than
 ``concurrency`` requests at a time; every call is bounded by a timeout.
@@ -7,6 +7,8 @@ Runs its own event loop (benchmarks are synchronous) and never more than
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -62,3 +64,27 @@ def record_outcomes(rec: Any, outcomes: Sequence[Outcome], name: str | None = No
         start = min(o.sent_at for o in outcomes)
         end = max(o.sent_at + o.seconds for o in outcomes)
         rec.window(max(end - start, 1e-9), name)
+
+
+class Periodic:
+    """Run ``step`` every ``interval`` seconds in a thread until the block ends."""
+
+    def __init__(self, step: Callable[[float], None], interval: float) -> None:
+        self.step, self.interval = step, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        t0 = time.monotonic()
+        while not self.stop.is_set():
+            with contextlib.suppress(Exception):  # a missed point is not a failed benchmark
+                self.step(time.monotonic() - t0)
+            self.stop.wait(self.interval)
+
+    def __enter__(self) -> Periodic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(5)

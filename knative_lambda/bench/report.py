@@ -50,7 +50,7 @@ max-width:1100px;color:#1d2330;padding:0 1rem}
 h1{margin-bottom:.2rem}h2{border-bottom:2px solid #e3e7ee;padding-bottom:.3rem;margin-top:2.2rem}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}
 th,td{border:1px solid #d5dae3;padding:.3rem .6rem;text-align:left;vertical-align:top}
-th{background:#f3f5f9}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f3f5f9}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .pass,.ok{background:#e3f6e8}.fail,.failed{background:#fde3e3}.noisy,.interrupted{background:#fff4d6}
 .missing{background:#eceff4}.badge{font-weight:600;padding:.1rem .5rem;border-radius:.3rem}
 figure.plot{margin:1rem 0;border:1px solid #e3e7ee;border-radius:.4rem;padding:.5rem}
@@ -227,7 +227,7 @@ def summary_rows(measurements: dict[str, Measurement]) -> list[dict[str, Any]]:
             **{q: fmt_estimate(s.get(q), k) for q in ("p50", "p90", "p95", "p99", "max")},
             "error_rate": fmt_estimate(s.error_rate, "percent"),
             "rps": fmt_estimate(s.rps, "plain"),
-            "cells": [_est_cell(s.get(q), k) for q in ("p50", "p90", "p95", "p99", "max")]
+            "cells": [_est_cell(s.get(q), k) for q in ("p50", "p95", "p99", "max")]
             + [_est_cell(s.error_rate, "percent"), _est_cell(s.rps, "plain")],
         })
     return rows
@@ -388,7 +388,7 @@ def render(
     body.append('<h2 id="summary">Measurements</h2>')
     rows = summary["measurements"]
     body.append(_table(
-        ("measurement", "count", "errors", "p50", "p90", "p95", "p99", "max", "error rate", "rps"),
+        ("measurement", "count", "errors", "p50", "p95", "p99", "max", "error rate", "rps"),
         [(r["id"], r["count"], r["errors"], *r.pop("cells")) for r in rows],
         num_from=1,
     ))

@@ -9,13 +9,12 @@ The instance count is sampled during the gateway run.
 from __future__ import annotations
 
 import tempfile
-import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from knative_lambda.bench.concurrent import Periodic
 from knative_lambda.bench.functions import SOURCES, unique_id
 from knative_lambda.bench.locust_runner import LOCUSTFILES, record_into, run_locust
 from knative_lambda.bench.runner import Recorder, register
@@ -47,27 +46,15 @@ def run(target: Any, params: Mapping[str, Any], rec: Recorder) -> None:
             direct_url = getattr(target, "direct_url", lambda _fn: None)(fn)
             if direct_url:
                 rec.progress(0, 2, "direct baseline")
-                record_into(rec, _load(direct_url, params, Path(tmp) / "direct"), "direct")
+                # Direct load bypasses the gateway, whose autoscaler would then see an idle
+                # revision and scale it to zero mid-run: a trickle through it keeps it warm.
+                with Periodic(lambda _t: target.invoke(fn, {"keepalive": True}), 0.2):
+                    record_into(rec, _load(direct_url, params, Path(tmp) / "direct"), "direct")
             rec.progress(1, 2, "through the gateway")
-            stop = threading.Event()
-            t0 = time.monotonic()
-
-            def watch() -> None:
-                while not stop.is_set():
-                    try:
-                        rec.point("instances", target.instance_count(fn), time.monotonic() - t0,
-                                  unit="instances")
-                    except Exception:
-                        pass
-                    stop.wait(0.5)
-
-            watcher = threading.Thread(target=watch, daemon=True)
-            watcher.start()
-            try:
+            count = lambda t: rec.point("instances", target.instance_count(fn), t,  # noqa: E731
+                                        unit="instances")
+            with Periodic(count, 0.5):
                 record_into(rec, _load(fn.url, params, Path(tmp) / "gateway",
                                        target.settings.token), "gateway")
-            finally:
-                stop.set()
-                watcher.join(5)
     finally:
         target.delete(fn)

@@ -12,6 +12,7 @@ import dataclasses
 import importlib.util
 import os
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -94,9 +95,15 @@ def up(
         down(state_path, progress=progress, quiet=True)
 
     started = time.monotonic()
-    base = base or Settings.from_env()
+    if base is None:
+        base = Settings.from_env()
+        if "KL_DATA_DIR" not in os.environ:  # each state file gets its own platform data
+            base = dataclasses.replace(base, data_dir=state_path.parent)
     data_dir = base.data_dir.resolve()
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    # A fresh platform starts with no triggers: those of a previous run point at dead
+    # ports and at functions the (in-memory) gateway no longer has. Build cache stays.
+    shutil.rmtree(data_dir / "broker", ignore_errors=True)
     token = base.token or ("" if open_access else secrets.token_urlsafe(24))
     state = State(target="local", settings={})
 

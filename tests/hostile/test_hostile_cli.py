@@ -83,3 +83,8 @@ def test_plain_subprocess_agrees_with_the_forked_run(case_id: str, setup: dict[s
     assert cli_verdict(plain, case.expect) == []
     assert plain.code == runs[case_id].code
     assert plain.stderr.splitlines()[-1] == runs[case_id].stderr.splitlines()[-1]
+
+
+def test_after_the_cli_corpus_platform_is_healthy_and_nothing_lost(runs: dict[str, CliRun],
+                                                                   platform_ok: Any) -> None:
+    platform_ok("cli")

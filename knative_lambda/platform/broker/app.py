@@ -140,6 +140,7 @@ class BrokerServer:
             assert self.connection is not None and self.publisher is not None and self.session
             if old is not None and old.consumer is not None:
                 await old.consumer.stop()  # unacked messages go back to the queue
+                old.consumer = None  # if the rest fails (503), a repeated PUT starts it again
             if old is not None and old.spec.broker != spec.broker:
                 await topology.delete_queues(
                     self.connection,
@@ -175,19 +176,27 @@ class BrokerServer:
             return state, old is None
 
     async def delete_trigger(self, namespace: str, name: str) -> bool:
+        """Stop the dispatcher and delete the trigger's queues; False if there is no such trigger.
+
+        The queues go first: if RabbitMQ is away the call fails (503), the trigger
+        stays listed (without a dispatcher) and a repeated DELETE finishes the job.
+        """
         async with self._lock:
-            state = self.triggers.pop(f"{namespace}/{name}", None)
-            self.store.delete(namespace, name)
+            state = self.triggers.get(f"{namespace}/{name}")
             if state is None:
+                self.store.delete(namespace, name)
                 return False
             if state.consumer is not None:
                 await state.consumer.stop()
+                state.consumer = None
             assert self.connection is not None
             await topology.delete_queues(
                 self.connection,
                 topology.queue_name(namespace, state.spec.broker, name),
                 topology.dlq_name(namespace, state.spec.broker, name),
             )
+            del self.triggers[state.spec.key]
+            self.store.delete(namespace, name)
             return True
 
     async def describe(self, state: TriggerState) -> dict[str, Any]:

@@ -66,6 +66,8 @@ class DeployerOptions:
     self_url: str = ""  # where the broker reaches this process; default http://127.0.0.1:<port>/
     # the functions' trigger delivery backoff (ISO-8601); DESIGN's PT1S unless tests shorten it
     backoff_delay: str = manifests.DEFAULT_DELIVERY.backoff_delay
+    # the functions' autoscaling.knative.dev/window; DESIGN's 10s unless a bench profile shortens it
+    window: str = manifests.DEFAULT_AUTOSCALING.window
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> DeployerOptions:
@@ -83,6 +85,7 @@ class DeployerOptions:
             register_triggers=env.get("KL_DEPLOYER_REGISTER", "1") not in ("0", "false", "no"),
             self_url=env.get("KL_DEPLOYER_URL", ""),
             backoff_delay=env.get("KL_DEPLOYER_BACKOFF_DELAY") or cls.backoff_delay,
+            window=env.get("KL_DEPLOYER_WINDOW") or cls.window,
         )
 
 
@@ -96,13 +99,15 @@ class _State:
 
 
 def deployer_config(settings: Settings, mode: str = "local",
-                    backoff_delay: str = manifests.DEFAULT_DELIVERY.backoff_delay) -> DeployerConfig:
+                    options: DeployerOptions | None = None) -> DeployerConfig:
+    options = options or DeployerOptions()
     # On Kubernetes the function's trigger references its Knative Service.
     return DeployerConfig(
         prefix=settings.event_prefix,
         namespace=settings.namespace,
         gateway_url=settings.gateway_url if mode == "local" else "",
-        delivery=dataclasses.replace(manifests.DEFAULT_DELIVERY, backoff_delay=backoff_delay),
+        delivery=dataclasses.replace(manifests.DEFAULT_DELIVERY, backoff_delay=options.backoff_delay),
+        autoscaling=dataclasses.replace(manifests.DEFAULT_AUTOSCALING, window=options.window),
     )
 
 
@@ -192,7 +197,7 @@ def create_app(
     from knative_lambda.platform.http import auth_middleware
 
     options = options or DeployerOptions.from_env()
-    config = deployer_config(settings, options.mode, options.backoff_delay)
+    config = deployer_config(settings, options.mode, options)
     if executor is None and options.mode == "kubernetes":
         from knative_lambda.platform.deployer.kube import KubeExecutor
 

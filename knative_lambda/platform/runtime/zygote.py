@@ -10,10 +10,10 @@ to one of them. A connection carries one JSON line::
 
     {"artifact": "/abs/dir", "env": {...}, "memory_limit": 536870912, "workers": 10}
 
-The spare that takes it answers ``{"pid": 123}`` at once, applies the memory
-limit and the scrubbed environment, imports the function, answers
-``{"port": 40123, "unix": "<dir>/i-123.sock"}`` (or ``{"error": "..."}``) and is from then on that
-function's instance. It keeps the connection open for its whole life: the
+The spare that takes it applies the memory limit and the scrubbed environment,
+imports the function and answers ``{"pid": 123, "taken": <time.monotonic() when
+it took the job>, "port": 40123, "unix": "<dir>/i-123.sock"}`` (or
+``{"error": "..."}``); from then on it is that function's instance. It keeps the connection open for its whole life: the
 gateway reads EOF when it dies, whatever killed it. The zygote forks a new
 spare for each one taken, off the request's path.
 
@@ -37,6 +37,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 # Preloaded so that every fork starts with them imported.
@@ -115,7 +116,8 @@ async def _spare_main(listener: socket.socket, notify: int) -> int:
     listener.close()
     os.write(notify, _PID.pack(os.getpid()))  # taken: the zygote forks a replacement spare
     os.close(notify)
-    await loop.sock_sendall(conn, json.dumps({"pid": os.getpid()}).encode() + b"\n")
+    # CLOCK_MONOTONIC is system-wide: the gateway can place this on its own timeline
+    taken = time.monotonic()
     try:
         limit = int(request.get("memory_limit") or 0)
         if limit > 0:
@@ -132,7 +134,9 @@ async def _spare_main(listener: socket.socket, notify: int) -> int:
         with contextlib.suppress(OSError):
             await loop.sock_sendall(conn, json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n")
         return 1
-    await loop.sock_sendall(conn, json.dumps({"port": sock.getsockname()[1], "unix": unix_path}).encode() + b"\n")
+    # one message, one wakeup of the gateway on the cold-start path
+    ready = {"pid": os.getpid(), "taken": taken, "port": sock.getsockname()[1], "unix": unix_path}
+    await loop.sock_sendall(conn, json.dumps(ready).encode() + b"\n")
     await stop.wait()
     await runner.cleanup()
     with contextlib.suppress(OSError):

@@ -497,9 +497,9 @@ class Gateway:
         spec = rev.spec
         tl = self.timeline
 
-        def on_pid(pid: int) -> None:
+        def on_pid(pid: int, at: float) -> None:
             inst.pid = pid
-            tl.record("process_started", rev.service, namespace=rev.namespace, revision=rev.name,
+            tl.record("process_started", rev.service, mono=at, namespace=rev.namespace, revision=rev.name,
                       instance=inst.id, pid=pid)
 
         try:

@@ -155,9 +155,10 @@ class Zygote:
                 writer.close()
                 raise LaunchError(msg["error"])
             if "pid" in msg:
-                pid, started = int(msg["pid"]), time.monotonic()
+                pid = int(msg["pid"])
+                started = float(msg.get("taken") or time.monotonic())
                 if on_pid is not None:
-                    on_pid(pid)
+                    on_pid(pid, started)
             if "port" in msg and pid is not None:
                 return ProcessHandle(pid, int(msg["port"]), started, msg.get("unix"), reader, writer)
 
@@ -255,7 +256,7 @@ class Launcher:
             )
         started = time.monotonic()
         if on_pid is not None:
-            on_pid(proc.pid)
+            on_pid(proc.pid, started)
         assert proc.stdout is not None
         line = await proc.stdout.readline()
         if not line.startswith(b"READY "):

@@ -278,10 +278,13 @@ class Timeline:
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=size)
         self._seq = itertools.count(1)
 
-    def record(self, event: str, service: str, **fields: Any) -> None:
+    def record(self, event: str, service: str, mono: float | None = None, **fields: Any) -> None:
+        """Append an event; ``mono`` when it happened earlier (or in another process) than now."""
+        now = time.monotonic()
+        at = now if mono is None else mono
         self.events.append(
-            {"seq": next(self._seq), "event": event, "service": service, "mono": time.monotonic(),
-             "wall": time.time(), **fields}
+            {"seq": next(self._seq), "event": event, "service": service, "mono": at,
+             "wall": time.time() - (now - at), **fields}
         )
 
     def since(self, seq: int = 0, service: str | None = None) -> list[dict[str, Any]]:

@@ -227,3 +227,15 @@ async def test_bandwidth_limit_slows_a_transfer(proxy: FaultProxy) -> None:
     started = time.monotonic()
     assert await roundtrip(proxy.port, payload) == payload
     assert time.monotonic() - started >= 0.45  # 50 kB at 100 kB/s: at least half a second
+
+
+async def test_many_concurrent_connections_each_get_their_own_bytes(proxy: FaultProxy) -> None:
+    payloads = [f"conn-{i}-".encode() * 100 for i in range(50)]
+    answers = await asyncio.gather(*(roundtrip(proxy.port, p) for p in payloads))
+    assert answers == payloads
+    assert proxy.stats.connections_total == 50
+    for _ in range(100):  # closes are noticed asynchronously
+        if proxy.stats.connections_active == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert proxy.stats.connections_active == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from knative_lambda.errors import ConfigError
 from knative_lambda.harness.faults.links import (
@@ -219,3 +221,22 @@ def test_plan_links_and_proxied_settings() -> None:
 def test_plan_links_errors(settings: Settings, links: tuple[str, ...], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         plan_links(settings, links)
+
+
+@given(
+    latency=st.floats(0, 500), jitter=st.floats(0, 500), bandwidth=st.integers(0, 10**7),
+    chunks=st.lists(st.tuples(st.floats(0, 1.0), st.integers(1, 65536)), min_size=1, max_size=50),
+    seed=st.integers(0, 2**32),
+)
+def test_plan_chunk_never_reorders_and_never_releases_early(
+        latency: float, jitter: float, bandwidth: int, chunks: list, seed: int) -> None:
+    faults = Faults(up=LinkFaults(latency_ms=latency, jitter_ms=jitter, bandwidth_bps=bandwidth))
+    rng = random.Random(seed)
+    now, previous = 0.0, 0.0
+    for gap, nbytes in chunks:
+        now += gap
+        plan = plan_chunk(faults, UP, nbytes, now, previous, rng)
+        assert not plan.hold
+        assert plan.release_at >= previous  # order kept
+        assert plan.release_at >= now + max(0.0, latency - jitter) / 1000 - 1e-9  # never early
+        previous = plan.release_at
