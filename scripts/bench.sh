@@ -23,7 +23,8 @@ bench_rc=$?
 $kl gate "$out/results.json" --budgets benchmarks/budgets/local.yaml --junit "$out/junit.xml" \
   --json "$out/gate.json"
 gate_rc=$?
-$kl report "$out/results.json" --gate "$out/gate.json" --out "$out" || echo "report failed" >&2
+gate_arg=(); [ -f "$out/gate.json" ] && gate_arg=(--gate "$out/gate.json")
+$kl report "$out/results.json" "${gate_arg[@]}" --out "$out" || echo "report failed" >&2
 echo "report: $out/index.html  junit: $out/junit.xml" >&2
 [ $bench_rc -ne 0 ] && [ $gate_rc -eq 0 ] && exit $bench_rc
 exit $gate_rc

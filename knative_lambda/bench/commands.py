@@ -58,6 +58,10 @@ def bench(suite: str, target_name: str, state: Path | None, out: Path | None,
         close = getattr(target, "close", None)
         if callable(close):
             close()
+    from knative_lambda.bench.gate import format_measurements
+
+    if record.measurements():
+        click.echo(format_measurements(record.measurements()), err=True)
     click.echo(f"results: {out}", err=True)
     if record.status == "interrupted":
         click.echo(f"interrupted: partial results kept in {out}", err=True)

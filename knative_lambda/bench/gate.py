@@ -145,6 +145,20 @@ def format_table(result: GateResult) -> str:
     return "\n".join(lines)
 
 
+def format_measurements(measurements: dict[str, Measurement]) -> str:
+    """A compact table of what a run measured (printed at the end of ``kl bench``)."""
+    rows = [("measurement", "n", "errors", "p50", "p95", "p99", "rps")]
+    for mid, m in measurements.items():
+        s = m.summarize()
+        kind = "time" if m.unit == "s" else "plain"
+        rows.append((mid, str(s.count), str(s.errors),
+                     *(fmt_estimate(s.get(q), kind).split(" [")[0] for q in ("p50", "p95", "p99")),
+                     fmt_value(s.rps.value, "plain") if s.rps else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)
+
+
 def to_json(result: GateResult) -> dict[str, Any]:
     return {
         "budgets": result.budgets.source,

@@ -7,8 +7,9 @@
 Every run is bounded twice: ``plan.count`` items and ``plan.duration_s`` of
 wall time, whichever comes first. Items are spread over ``plan.concurrency``
 worker threads at most ``plan.rate`` per second (0 = as fast as the target
-answers). The recorded outcomes (time, ok) feed :func:`recovery`, which says
-how long the target kept failing: the "time to recover" of the summary.
+answers). The recorded outcomes (start time, clean) feed :func:`recovery`,
+which says how long the target kept failing: the "time to recover" of the
+summary. An item is clean when it succeeded at its first attempt.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ def recovery(outcomes: list[tuple[float, bool]]) -> dict[str, float | None]:
                 "time_to_recover_s": None}
     first, last = failures[0], failures[-1]
     after = next((t for t, ok in ordered if ok and t >= last), None)
-    return {"first_error_s": first, "last_error_s": last, "recovered_at_s": after,
-            "time_to_recover_s": None if after is None else after - first}
+    return {"first_error_s": round(first, 3), "last_error_s": round(last, 3),
+            "recovered_at_s": None if after is None else round(after, 3),
+            "time_to_recover_s": None if after is None else round(after - first, 3)}
 
 
 @dataclass
@@ -113,13 +115,13 @@ class LoadRun:
             delay = pace(index, self.plan.rate, self._started) - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
+            began = time.monotonic() - self._started
             try:
                 outcome = self.send(index)
             except Exception as exc:  # a bug in one send must not kill the stream silently
                 outcome = Outcome(False, 1, f"{type(exc).__name__}: {exc}")
             with self._lock:
-                self._outcomes.append((time.monotonic() - self._started, outcome.ok,
-                                       outcome.attempts, outcome.detail))
+                self._outcomes.append((began, outcome.ok, outcome.attempts, outcome.detail))
 
     @property
     def running(self) -> bool:
@@ -166,5 +168,7 @@ class LoadRun:
             "throughput_per_s": round(len(outcomes) / (end - self._started), 2)
             if end > self._started else 0.0,
             "error_kinds": dict(sorted(details.items(), key=lambda kv: -kv[1])[:10]),
-            **recovery([(t, good) for t, good, _, _ in outcomes]),
+            "retried": sum(1 for o in outcomes if o[1] and o[2] > 1),
+            # an item that needed retries was hit by the fault too, even if it got through
+            **recovery([(t, good and tries == 1) for t, good, tries, _ in outcomes]),
         }

@@ -81,7 +81,7 @@ def summarize(name: str, journal: dict[str, Any], loads: dict[str, dict[str, Any
         "error_rate": errors / done if done else None,
         "time_to_recover_s": _max_or_none(
             [load.get("time_to_recover_s") for load in loads.values()] + restarts),
-        "loads": {k: {f: v.get(f) for f in ("kind", "done", "ok", "errors", "error_rate",
+        "loads": {k: {f: v.get(f) for f in ("kind", "done", "ok", "errors", "retried", "error_rate",
                                              "throughput_per_s", "time_to_recover_s", "complete",
                                              "error_kinds")}
                   for k, v in loads.items()},

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,10 +240,6 @@ class Canary:
             if not missing or time.monotonic() > deadline:
                 return missing
             time.sleep(0.05)
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex[:8]
 
 
 # --- the kl command line ---------------------------------------------------------------------

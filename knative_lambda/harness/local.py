@@ -106,11 +106,13 @@ def up(
     shutil.rmtree(data_dir / "broker", ignore_errors=True)
     token = base.token or ("" if open_access else secrets.token_urlsafe(24))
     state = State(target="local", settings={})
+    services: list[Any] = []
 
     try:
         progress("starting RabbitMQ and the S3 API ...")
         rabbit = resolve_rabbitmq(base, data_dir)
         s3 = resolve_s3(base, data_dir)
+        services = [rabbit, s3]
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = [pool.submit(service.start) for service in (rabbit, s3)]
             errors = []
@@ -158,6 +160,10 @@ def up(
     except BaseException:
         progress("start-up failed; stopping what was started")
         down(state_path, progress=progress, quiet=True)
+        for service in services:  # interrupted before it was recorded in the state file
+            if service.name not in state.services:
+                with contextlib.suppress(Exception):
+                    service.stop()
         raise
 
     progress(f"local target up in {time.monotonic() - started:.1f}s (state: {state_path})")

@@ -31,6 +31,7 @@ class ArchiveCase:
     make: Callable[[], bytes]  # built lazily: some are a few hundred KiB
     expect: tuple[str, ...]  # lowercase substrings of build.failed's error_message
     bug: str = ""
+    parameters: dict[str, object] | None = None  # build.start data.parameters, when hostile too
 
 
 # --- tar ---------------------------------------------------------------------------------
@@ -248,4 +249,8 @@ CASES: list[ArchiveCase] = [
     _c("binary-garbage", lambda: bytes(range(256)) * 8, "neither an archive"),
     _c("xz-tarball", lambda: b"\xfd7zXZ\x00" + bytes(range(256)), "neither an archive"),
     _c("empty-object", lambda: b"", "handler"),
+    # a good function with hostile build parameters
+    *(ArchiveCase(f"param-runtime-{label}", lambda: HANDLER, ("unknown runtime",), parameters={"runtime": value})
+      for label, value in (("cobol", "cobol"), ("number", 5), ("list", ["python"]),
+                           ("traversal", "../../python"))),
 ]

@@ -34,10 +34,12 @@ def outcomes(hostile_target: Any) -> dict[str, Any]:
     def build(item: tuple[int, ArchiveCase]) -> tuple[str, Any]:
         index, case = item
         try:
-            return case.id, hostile_target.build(TP, _parser(index), case.make(), timeout=60.0)
+            data = {"parameters": case.parameters} if case.parameters is not None else None
+            return case.id, hostile_target.build(TP, _parser(index), case.make(), timeout=60.0, data=data)
         except KLError as exc:
             return case.id, f"no build result: {exc}"
 
+    hostile_target.tap(), hostile_target.s3  # made once, before the threads share them
     with ThreadPoolExecutor(max_workers=8) as pool:
         return dict(pool.map(build, enumerate(CASES)))
 

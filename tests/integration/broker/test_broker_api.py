@@ -12,7 +12,7 @@ import aio_pika
 import httpx
 import pytest
 
-from knative_lambda.errors import ConfigError
+from knative_lambda.errors import ConfigError, PlatformError
 from knative_lambda.platform.broker import topology
 from knative_lambda.platform.broker.client import BrokerClient
 from knative_lambda.platform.broker.triggers import trigger_object
@@ -126,3 +126,19 @@ def test_quorum_queues_are_used(broker, amqp_url):
 
     asyncio.run(check())
     broker.client().delete_trigger(name)
+
+
+async def test_a_trigger_on_another_broker_opens_its_ingress(broker, receivers):
+    rec = await receivers()
+    name = unique_name()
+    other = BrokerClient(broker.url, broker="team-a")
+    with pytest.raises(PlatformError, match="404"):
+        await other.publish(parser_event())
+    broker.client().put_trigger(trigger_object(name, rec.url, broker="team-a"))
+    ev = parser_event()
+    await other.publish(ev)
+    await rec.wait_for(lambda r: len(r.unique) == 1)
+    assert rec.unique[0].get_id() == ev.get_id()
+    assert broker.client().get_trigger(name)["queue"] == topology.queue_name("default", "team-a", name)
+    broker.client().delete_trigger(name)
+    await other.aclose()

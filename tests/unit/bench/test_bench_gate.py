@@ -131,3 +131,15 @@ def test_budgets_of_another_target_are_flagged(tmp_path: Path) -> None:
     assert gt.format_table(result).endswith(result.warnings[0])
     (tmp_path / "b.yaml").write_text("target: local\n" + BUDGETS)
     assert gt.run_gate([tmp_path / "r.json"], tmp_path / "b.yaml").warnings == ()
+
+
+def test_format_measurements() -> None:
+    text = gt.format_measurements({
+        "fast": Measurement("fast", FAST, 1, 2.0),
+        "peak": Measurement("peak", [3.0, 5.0], unit="instances"),
+    })
+    lines = text.splitlines()
+    assert lines[0].split() == ["measurement", "n", "errors", "p50", "p95", "p99", "rps"]
+    assert lines[1].split()[:4] == ["fast", "51", "1", "12.5"]
+    assert lines[1].endswith("25")  # 50 successes in 2 s
+    assert lines[2].split()[:4] == ["peak", "2", "0", "4"]

@@ -95,3 +95,43 @@ def test_counter_source_is_packaged() -> None:
     source = actions.counter_source()
     assert b"def handle(event)" in source
     assert b"import knative_lambda" not in source and b"from knative_lambda" not in source
+
+
+def write_load(tmp_path: Path, name: str, **result: object) -> dict:
+    config = {"kl_chaos_dir": str(tmp_path)}
+    (tmp_path / "loads").mkdir(exist_ok=True)
+    (tmp_path / "loads" / f"{name}.json").write_text(json.dumps(result))
+    return config
+
+
+@pytest.mark.parametrize(
+    ("result", "recovered", "fast"),
+    [
+        (None, True, True),  # not run yet: the hypothesis before the method holds
+        ({"errors": 0}, True, True),
+        ({"errors": 5, "time_to_recover_s": 3.0, "error_kinds": {"ConnectError": 5}}, True, True),
+        ({"errors": 5, "time_to_recover_s": 45.0, "error_kinds": {"HTTP 502": 5}}, False, True),
+        ({"errors": 5, "time_to_recover_s": None, "error_kinds": {"HTTP 404": 5}}, False, True),
+        ({"errors": 2, "time_to_recover_s": 1.0, "error_kinds": {"ReadTimeout": 2}}, True, False),
+    ],
+)
+def test_load_probes(tmp_path: Path, result: dict | None, recovered: bool, fast: bool) -> None:
+    from knative_lambda.chaos import probes
+
+    config = write_load(tmp_path, "http", **result) if result else {"kl_chaos_dir": str(tmp_path)}
+    assert probes.load_recovered("http", within_s=30, configuration=config) is recovered
+    assert probes.load_failed_fast("http", configuration=config) is fast
+
+
+@pytest.mark.parametrize(("before", "after", "dropped"), [(100.0, 10.0, True), (100.0, 100.0, False),
+                                                          (0.0, 10.0, False)])
+def test_compare_throughput(tmp_path: Path, before: float, after: float, dropped: bool) -> None:
+    from knative_lambda.errors import PlatformError
+
+    write_load(tmp_path, "base", throughput_per_s=before)
+    config = write_load(tmp_path, "slow", throughput_per_s=after)
+    if dropped:
+        assert actions.compare_throughput("base", "slow", configuration=config)["ratio"] == 0.1
+    else:
+        with pytest.raises(PlatformError, match="did not drop"):
+            actions.compare_throughput("base", "slow", configuration=config)

@@ -141,3 +141,13 @@ def test_retry_call(answers: list, ok: bool, attempts: int, detail: str) -> None
 def test_retry_call_gives_up_when_the_budget_is_spent() -> None:
     outcome = retry_call(lambda: 503, retry_s=0.0, is_ok=lambda s: s == 202, sleep=lambda _s: None)
     assert (outcome.ok, outcome.attempts, outcome.detail) == (False, 1, "HTTP 503")
+
+
+def test_retried_items_count_as_disruption_for_recovery_but_not_as_errors() -> None:
+    def send(i: int) -> Outcome:
+        return Outcome(True, 3 if 2 <= i <= 4 else 1, "HTTP 202")
+
+    result = LoadRun("t", LoadPlan("events", count=8, concurrency=1), send).start().wait(5)
+    assert (result["errors"], result["retried"]) == (0, 3)
+    assert result["time_to_recover_s"] is not None and result["time_to_recover_s"] >= 0
+    assert result["first_error_s"] <= result["last_error_s"] <= result["recovered_at_s"]
