@@ -39,6 +39,7 @@ from knative_lambda.contract.events import (
     is_uuid4,
 )
 from knative_lambda.contract.factory import new_correlation_id, new_event
+from knative_lambda.platform.broker.dedupe import Dedupe
 from knative_lambda.settings import DEFAULT_PREFIX
 
 JSON = "application/json"
@@ -146,6 +147,8 @@ def make_app(invoker: Invoker | Slot, identity: Identity | None = None) -> web.A
         result, ok = await slot.invoker.call(data, _context_of(data, headers))
         return web.Response(body=dumps(result), status=200 if ok else 500, content_type=JSON)
 
+    seen = Dedupe(capacity=10_000)
+
     async def on_event(headers: Any, body: bytes) -> web.Response:
         try:
             event = from_http(headers, body)
@@ -157,10 +160,14 @@ def make_app(invoker: Invoker | Slot, identity: Identity | None = None) -> web.A
                 status=400,
                 content_type=JSON,
             )
+        sync = event.get_extension(EXT_RESPONSE_TYPE) == RESPONSE_TYPE_SYNC
+        # Delivery is at-least-once: a redelivered event is acknowledged, not processed
+        # again (a sync caller waits for an answer, so it always gets one).
+        if not sync and not seen.first_time(event.get_source(), event.get_id()):
+            return web.Response(status=202, body=dumps({"duplicate": True}), content_type=JSON)
         cid = event.get_extension(EXT_CORRELATION_ID)
         cid = cid if is_uuid4(cid) else new_correlation_id()
         result, ok = await slot.invoker.call(event.get_data(), cid)
-        sync = event.get_extension(EXT_RESPONSE_TYPE) == RESPONSE_TYPE_SYNC
         kind = EventKind.RESULT if sync else EventKind.PROCESSED if ok else EventKind.ERROR
         ext = {k: event.get_extension(k) for k in (EXT_THIRD_PARTY_ID, EXT_PARSER_ID, EXT_JOB_NAME)}
         subject = event.get_subject() or ext.get(EXT_PARSER_ID) or ident.parser or ident.service or "function"
