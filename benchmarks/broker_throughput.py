@@ -9,8 +9,12 @@ prints one JSON object:
     ingress_per_s   accepted (202) events / sending time
     latency_ms      p50/p90/p99/max from the producer's send to the receiver's receipt
 
-    .venv/bin/python benchmarks/broker_throughput.py --events 20000
+    .venv/bin/python benchmarks/broker_throughput.py --events 20000            # saturation
+    .venv/bin/python benchmarks/broker_throughput.py --events 6000 --rate 300  # latency at a set load
 
+``cpu_ms_per_event`` (CPU per delivered event, per process) is the figure to
+compare across runs on a busy shared machine. KL_BROKER_QUEUE_TYPE=classic
+compares classic queues; KL_BENCH_PROFILE=path profiles the broker.
 Goal on a 2-core box: >= 2000 events/s and p99 < 50 ms.
 """
 

@@ -12,7 +12,7 @@ kl=.venv/bin/kl
 export KL_AUTOSCALER_STABLE_WINDOW="${KL_AUTOSCALER_STABLE_WINDOW:-2s}"
 export KL_AUTOSCALER_SCALE_TO_ZERO_GRACE_PERIOD="${KL_AUTOSCALER_SCALE_TO_ZERO_GRACE_PERIOD:-1s}"
 export KL_AUTOSCALER_TICK="${KL_AUTOSCALER_TICK:-0.5s}"
-export KL_DEPLOYER_WINDOW="${KL_DEPLOYER_WINDOW:-2s}"  # the functions' per-revision window
+export KL_DEPLOYER_WINDOW="${KL_DEPLOYER_WINDOW:-none}"  # the functions' per-revision window
 
 trap '$kl down >/dev/null 2>&1 || true' EXIT INT TERM
 $kl up || exit 2

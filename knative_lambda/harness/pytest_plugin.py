@@ -24,8 +24,8 @@ LOCAL_TEST_ENV = {
     "KL_AUTOSCALER_TICK": "0.5s",
     "KL_AUTOSCALER_STABLE_WINDOW": "2s",
     "KL_AUTOSCALER_SCALE_TO_ZERO_GRACE_PERIOD": "1s",
-    "KL_DEPLOYER_BACKOFF_DELAY": "PT0.05S",
-    "KL_DEPLOYER_WINDOW": "2s",  # retries and dead letters in a second, not 31 s
+    "KL_DEPLOYER_WINDOW": "none",  # functions use the 2 s window above, not their own 10 s
+    "KL_DEPLOYER_BACKOFF_DELAY": "PT0.05S",  # retries and dead letters in a second, not 31 s
 }
 
 

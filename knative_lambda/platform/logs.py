@@ -19,6 +19,24 @@ from typing import Any
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
 SECRET_WORDS = ("token", "secret", "password", "authorization", "access_key", "credential")
 _log = logging.getLogger("kl")
+_secret_values: list[str] = []  # values never written, whatever key or message carries them
+MIN_SECRET_LEN = 6  # shorter values would blank ordinary words
+
+
+def add_secrets(*values: str) -> None:
+    """Values (token, S3 secret key, AMQP password) replaced by ``[redacted]`` in every line."""
+    for value in values:
+        if value and len(value) >= MIN_SECRET_LEN and value not in _secret_values:
+            _secret_values.append(value)
+    _secret_values.sort(key=len, reverse=True)  # a secret containing another goes first
+
+
+def scrub(text: str, values: list[str] | None = None) -> str:
+    """``text`` with every secret value replaced (pure over ``values``)."""
+    for value in _secret_values if values is None else values:
+        if value in text:
+            text = text.replace(value, "[redacted]")
+    return text
 
 
 def redact(fields: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +62,7 @@ class JsonFormatter(logging.Formatter):
         line.update(redact(getattr(record, "fields", {})))
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info).splitlines()[-1]
-        return json.dumps(line, default=str)
+        return scrub(json.dumps(line, default=str))
 
 
 def setup(component: str, level: int = logging.INFO) -> None:

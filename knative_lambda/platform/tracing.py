@@ -57,21 +57,34 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
-def setup(component: str, data_dir: Path) -> None:
-    """Install the tracer provider once per process."""
+def setup(component: str, data_dir: Path, file_stem: str = "", otlp_endpoint: str | None = None) -> None:
+    """Install the tracer provider once per process.
+
+    ``file_stem`` names the local file when several processes of one component
+    write at once (function instances: ``runtime-<pid>``); ``otlp_endpoint``
+    overrides ``OTEL_EXPORTER_OTLP_ENDPOINT`` (an instance's environment is scrubbed).
+    """
     global _configured
     if _configured:
         return
     provider = TracerProvider(resource=Resource.create({"service.name": f"kl-{component}"}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") if otlp_endpoint is None else otlp_endpoint
+    if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        exporter: SpanExporter = OTLPSpanExporter()
+        exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
     else:
-        exporter = JsonLinesExporter(Path(data_dir) / "traces" / f"{component}.jsonl")
+        exporter = JsonLinesExporter(Path(data_dir) / "traces" / f"{file_stem or component}.jsonl")
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
     trace.set_tracer_provider(provider)
     _configured = True
+
+
+def flush(timeout_ms: int = 2000) -> None:
+    """Export what is buffered now (before a process exits)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.force_flush(timeout_ms)
 
 
 def tracer(name: str = "knative_lambda") -> trace.Tracer:
@@ -100,11 +113,76 @@ def span_from(carrier: Mapping[str, Any], name: str, correlation: str = "",
         context.detach(token)
 
 
+def start_span(carrier: Mapping[str, Any], name: str, correlation: str = "",
+               **attributes: Any) -> trace.Span:
+    """A span continuing ``carrier``'s trace, not made current: the caller ends it
+    (``span.end()``) and passes it on with :func:`inject_span`. For code where a
+    ``with`` block would not fit (the broker's delivery loop)."""
+    lowered = {str(k).lower(): (v.decode() if isinstance(v, bytes) else str(v)) for k, v in carrier.items()
+               if str(k).lower() in ("traceparent", "tracestate")}
+    span = tracer().start_span(name, context=propagate.extract(lowered))
+    if correlation:
+        span.set_attribute("kl.correlation_id", correlation)
+    for key, value in attributes.items():
+        span.set_attribute(f"kl.{key}", value)
+    return span
+
+
+def inject_span(span: trace.Span, carrier: MutableMapping[str, Any]) -> None:
+    """Write ``span``'s context into outgoing headers."""
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+
+
 def read_spans(data_dir: Path) -> list[dict[str, Any]]:
     """Every span the local platform wrote (for benchmarks and tests)."""
     spans = []
     for path in sorted((Path(data_dir) / "traces").glob("*.jsonl")):
         for line in path.read_text().splitlines():
-            if line.strip():
+            try:
                 spans.append(json.loads(line))
+            except ValueError:  # blank, or a line still being written by another process
+                continue
     return spans
+
+
+def new_traceparent() -> tuple[str, str]:
+    """A fresh sampled W3C ``traceparent`` value and its trace id (hex), for a caller
+    that wants to find its request's spans afterwards (the cold-start benchmark)."""
+    trace_id, span_id = os.urandom(16).hex(), os.urandom(8).hex()
+    return f"00-{trace_id}-{span_id}-01", trace_id
+
+
+def trace_of(spans: list[dict[str, Any]], trace_id: str) -> list[dict[str, Any]]:
+    """The spans of one trace, earliest first (pure)."""
+    return sorted((s for s in spans if s.get("trace_id") == trace_id), key=lambda s: s.get("start_ns") or 0)
+
+
+def breakdown(spans: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds per span name of one trace (the first span of each name), for a report (pure)."""
+    out: dict[str, float] = {}
+    for span in spans:
+        if span["name"] not in out and span.get("end_ns") and span.get("start_ns"):
+            out[span["name"]] = (span["end_ns"] - span["start_ns"]) / 1e9
+    return out
+
+
+def wait_for_trace(data_dir: Path, trace_id: str, names: Sequence[str] = (), timeout: float = 5.0
+                   ) -> list[dict[str, Any]]:
+    """The spans of ``trace_id`` once every name in ``names`` is there (or at the timeout).
+
+    Spans are exported in batches (every 200 ms), so a request's spans appear a
+    moment after its answer. Usage from a benchmark::
+
+        header, trace_id = tracing.new_traceparent()
+        httpx.post(url, json=..., headers={"traceparent": header})
+        spans = tracing.wait_for_trace(data_dir, trace_id, ["gateway.request", "instance.invoke"])
+        tracing.breakdown(spans)  # {"gateway.request": 0.0123, "instance.invoke": 0.0008}
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        spans = trace_of(read_spans(data_dir), trace_id)
+        if set(names) <= {s["name"] for s in spans} or time.monotonic() >= deadline:
+            return spans
+        time.sleep(0.1)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.hostile import corpus_archives, corpus_cli, corpus_events, corpus_manifests
+from tests.hostile import (
+    corpus_archives,
+    corpus_cli,
+    corpus_components,
+    corpus_events,
+    corpus_manifests,
+)
 
 
 def categories() -> dict[str, list[str]]:
@@ -13,6 +19,7 @@ def categories() -> dict[str, list[str]]:
         "events: contract corpus over HTTP": [c.id for c in corpus_events.contract_cases()],
         "events: hostile HTTP requests": [c.id for c in corpus_events.HTTP_CASES],
         "events: raw non-HTTP bytes": [c.id for c in corpus_events.RAW_CASES],
+        "http: builder and gateway": [c.id for cases in corpus_components.CASES.values() for c in cases],
         "archives": [c.id for c in corpus_archives.CASES],
         "manifests: trigger specs": [c.id for c in corpus_manifests.TRIGGER_CASES
                                      + corpus_manifests.TRIGGER_NAMESPACE_CASES],
@@ -38,7 +45,8 @@ def test_case_ids_are_unique_within_each_category() -> None:
 
 
 def test_every_case_says_what_it_expects() -> None:
-    for case in corpus_events.HTTP_CASES + corpus_manifests.TRIGGER_CASES + corpus_manifests.SERVICE_CASES:
+    components = [c for cases in corpus_components.CASES.values() for c in cases]
+    for case in corpus_events.HTTP_CASES + corpus_manifests.TRIGGER_CASES + corpus_manifests.SERVICE_CASES + components:
         assert case.status and all(400 <= s < 500 for s in case.status), case.id
         assert all(e == e.lower() for e in case.expect), case.id
     for archive_case in corpus_archives.CASES:

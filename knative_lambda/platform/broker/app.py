@@ -28,6 +28,7 @@ from aiohttp import web
 
 from knative_lambda.errors import ServiceUnavailable
 from knative_lambda.platform.broker import topology
+from knative_lambda.platform.broker.auth import delivery_headers, trusted_prefixes
 from knative_lambda.platform.broker.config import BrokerConfig
 from knative_lambda.platform.broker.dispatcher import TriggerConsumer
 from knative_lambda.platform.broker.ingress import Ingress
@@ -55,6 +56,7 @@ class BrokerServer:
         self.settings = settings
         self.config = config or BrokerConfig.from_env()
         self.store = TriggerStore(settings.data_dir)
+        self.token_subscribers = trusted_prefixes()  # receivers that get the token (auth.py)
         self.brokers: set[tuple[str, str]] = {DEFAULT_BROKER}
         self.triggers: dict[str, TriggerState] = {}
         self.connection: AbstractRobustConnection | None = None  # consumers and declarations
@@ -169,6 +171,7 @@ class BrokerServer:
             state.consumer = TriggerConsumer(
                 spec, self.connection, self.publisher, self.session, state.counts, args,
                 self.config.attempt_timeout,
+                auth=delivery_headers(spec.subscriber, self.settings.token, self.token_subscribers),
             )
             await state.consumer.start()
             self.triggers[spec.key] = state
@@ -322,4 +325,7 @@ def main() -> None:
     except ImportError:
         pass
     settings = Settings.from_env()
+    from knative_lambda.platform.observe import setup_process
+
+    setup_process("broker", settings)
     run_app(build_app(settings), settings)

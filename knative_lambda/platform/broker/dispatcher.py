@@ -25,6 +25,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from knative_lambda.contract.bindings import from_amqp, from_http, to_http
 from knative_lambda.contract.errors import ContractError
+from knative_lambda.platform import logs, tracing
 from knative_lambda.platform.broker import topology
 from knative_lambda.platform.broker.filters import string_attributes
 from knative_lambda.platform.broker.metrics import DELIVERY_SECONDS, EVENTS, TriggerCounts
@@ -90,6 +91,23 @@ def binary_parts(
     return attrs, http
 
 
+TTL_EXTENSION = "knativebrokerttl"
+DEFAULT_TTL = 255
+
+
+def reply_ttl(incoming: str | None) -> int | None:
+    """The hop budget a reply carries (Knative's ``knativebrokerttl``); None = drop it.
+
+    Each reply to a reply spends one hop, so a subscriber that answers every
+    event with an event it also matches cannot loop forever.
+    """
+    try:
+        ttl = int(incoming) if incoming is not None else DEFAULT_TTL
+    except ValueError:
+        ttl = DEFAULT_TTL
+    return ttl - 1 if ttl > 1 else None
+
+
 def is_cloudevent_reply(headers: Mapping[str, str], body: bytes) -> bool:
     """Does a subscriber's response carry a CloudEvent (binary or structured)? Headers case-insensitive."""
     ctype = headers.get("content-type") or headers.get("Content-Type") or ""
@@ -107,8 +125,10 @@ class TriggerConsumer:
         counts: TriggerCounts,
         queue_arguments: dict[str, Any],
         attempt_timeout: float,
+        auth: dict[str, str] | None = None,  # the token for the platform's own receivers (auth.py)
     ) -> None:
         self.spec = spec
+        self._auth = auth or {}
         self._connection = connection
         self._publisher = publisher
         self._session = session
@@ -189,6 +209,11 @@ class TriggerConsumer:
             await _settle(message)
             return
 
+        cid = attrs.get("correlationid", "")
+        span = tracing.start_span(message.headers or {}, "broker.dispatch", cid, trigger=self.spec.key)
+        tracing.inject_span(span, headers)  # the subscriber continues the trace
+        if self._auth:
+            headers = {**headers, **self._auth}
         attempt = await self._post(self.spec.subscriber, headers, body)
         for delay in self._delays:
             if attempt.ok or not should_retry(attempt.status):
@@ -199,7 +224,7 @@ class TriggerConsumer:
             attempt = await self._post(self.spec.subscriber, headers, body)
 
         if attempt.ok:
-            await self._publish_reply(attempt)
+            await self._publish_reply(attempt, attrs.get(TTL_EXTENSION))
             self.counts.delivered += 1
             self._delivered.inc()
         else:
@@ -212,6 +237,12 @@ class TriggerConsumer:
                 await self._dead_letter(event, attempt)
             self.counts.dead_lettered += 1
             self._dead_lettered.inc()
+        outcome = "delivered" if attempt.ok else "dead_lettered"
+        span.set_attribute("kl.outcome", outcome)
+        span.end()
+        logs.decision("delivery", outcome=outcome, trigger=self.spec.key, type=attrs.get("type", ""),
+                      id=attrs.get("id", ""), status=attempt.status, error=attempt.error or None,
+                      correlation_id=cid)
         await _settle(message)
 
     @staticmethod
@@ -237,12 +268,17 @@ class TriggerConsumer:
         finally:
             self._latency.observe(time.perf_counter() - start)
 
-    async def _publish_reply(self, attempt: Attempt) -> None:
+    async def _publish_reply(self, attempt: Attempt, incoming_ttl: str | None) -> None:
         headers = attempt.headers or {}
         if not is_cloudevent_reply(headers, attempt.body):
             return
+        ttl = reply_ttl(incoming_ttl)
+        if ttl is None:
+            log.warning("trigger %s: reply dropped, %s exhausted (a reply loop?)", self.spec.key, TTL_EXTENSION)
+            return
         try:
             reply = from_http(headers, attempt.body)
+            reply = CloudEvent({**reply.get_attributes(), TTL_EXTENSION: str(ttl)}, reply.get_data())
         except ContractError as exc:
             log.warning("trigger %s: reply is not a valid CloudEvent, ignored: %s", self.spec.key, exc)
             return

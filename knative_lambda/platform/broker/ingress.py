@@ -15,6 +15,7 @@ from aiohttp import web
 from knative_lambda.contract.bindings import from_http
 from knative_lambda.contract.errors import ContractError
 from knative_lambda.contract.validation import validate
+from knative_lambda.platform import tracing
 from knative_lambda.platform.broker.metrics import EVENTS
 from knative_lambda.platform.broker.publisher import Publisher, PublishError
 
@@ -57,7 +58,12 @@ class Ingress:
         if publisher is None:
             return _error(503, "broker is connecting to RabbitMQ; retry")
         try:
-            await publisher.publish(ns, broker, event)
+            # The span is current while publishing: amqp_message() puts its traceparent
+            # in the message headers, where the dispatcher continues the trace.
+            with tracing.span_from(request.headers, "broker.ingress",
+                                   str(event.get_extension("correlationid") or ""),
+                                   type=str(event.get_type())):
+                await publisher.publish(ns, broker, event)
         except PublishError as exc:
             return _error(503, str(exc))
         EVENTS.labels(ns, broker, "", "published").inc()

@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from knative_lambda.contract.bindings import to_amqp
 from knative_lambda.errors import PlatformError
+from knative_lambda.platform import tracing
 from knative_lambda.platform.broker import topology
 
 
@@ -26,6 +27,7 @@ class PublishError(PlatformError):
 
 def amqp_message(event: Any) -> aio_pika.Message:
     headers, body, content_type = to_amqp(event)
+    tracing.inject(headers)  # the current span's traceparent (ingress, or a reply's delivery)
     return aio_pika.Message(
         body,
         headers=headers,

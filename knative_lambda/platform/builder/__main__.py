@@ -8,12 +8,14 @@ from knative_lambda.errors import KLError
 from knative_lambda.platform.builder.app import make_app
 from knative_lambda.platform.builder.config import BuilderConfig
 from knative_lambda.platform.http import run_app
+from knative_lambda.platform.observe import setup_process
 from knative_lambda.settings import Settings
 
 
 def main() -> int:
     try:
         settings = Settings.from_env()
+        setup_process("builder", settings)
         app = make_app(settings, BuilderConfig.from_env())
     except KLError as exc:
         print(f"builder: {exc}", file=sys.stderr)

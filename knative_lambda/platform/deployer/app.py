@@ -66,8 +66,9 @@ class DeployerOptions:
     self_url: str = ""  # where the broker reaches this process; default http://127.0.0.1:<port>/
     # the functions' trigger delivery backoff (ISO-8601); DESIGN's PT1S unless tests shorten it
     backoff_delay: str = manifests.DEFAULT_DELIVERY.backoff_delay
-    # the functions' autoscaling.knative.dev/window; DESIGN's 10s unless a bench profile shortens it
-    window: str = manifests.DEFAULT_AUTOSCALING.window
+    # the functions' autoscaling.knative.dev/window (DESIGN: 10s); "none" leaves it to the
+    # gateway's stable-window, which a bench profile may set below Knative's 6 s minimum
+    window: str | None = manifests.DEFAULT_AUTOSCALING.window
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> DeployerOptions:
@@ -85,8 +86,12 @@ class DeployerOptions:
             register_triggers=env.get("KL_DEPLOYER_REGISTER", "1") not in ("0", "false", "no"),
             self_url=env.get("KL_DEPLOYER_URL", ""),
             backoff_delay=env.get("KL_DEPLOYER_BACKOFF_DELAY") or cls.backoff_delay,
-            window=env.get("KL_DEPLOYER_WINDOW") or cls.window,
+            window=_window(env.get("KL_DEPLOYER_WINDOW") or cls.window),
         )
+
+
+def _window(value: str | None) -> str | None:
+    return None if value is None or value.lower() == "none" else value
 
 
 class _State:

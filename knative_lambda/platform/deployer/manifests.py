@@ -45,7 +45,7 @@ class Autoscaling:
     target_utilization_percentage: int = 50
     min_scale: int = 0
     max_scale: int = 50
-    window: str = "10s"
+    window: str | None = "10s"  # None: no annotation, the cluster's stable-window applies
     panic_window_percentage: float = 10.0
     panic_threshold_percentage: float = 200.0
     container_concurrency: int = 10
@@ -61,10 +61,11 @@ class Autoscaling:
             f"{AUTOSCALING}/target-utilization-percentage": str(self.target_utilization_percentage),
             f"{AUTOSCALING}/min-scale": str(self.min_scale),
             f"{AUTOSCALING}/max-scale": str(self.max_scale),
-            f"{AUTOSCALING}/window": self.window,
             f"{AUTOSCALING}/panic-window-percentage": _num(self.panic_window_percentage),
             f"{AUTOSCALING}/panic-threshold-percentage": _num(self.panic_threshold_percentage),
         }
+        if self.window is not None:
+            out[f"{AUTOSCALING}/window"] = self.window
         if self.scale_to_zero_pod_retention_period is not None:
             out[f"{AUTOSCALING}/scale-to-zero-pod-retention-period"] = (
                 self.scale_to_zero_pod_retention_period

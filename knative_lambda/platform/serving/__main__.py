@@ -18,6 +18,7 @@ from aiohttp import web
 
 from knative_lambda.errors import KLError
 from knative_lambda.platform.http import add_standard_routes, auth_middleware, run_app
+from knative_lambda.platform.observe import setup_process
 from knative_lambda.platform.serving import api
 from knative_lambda.platform.serving.config import platform_config
 from knative_lambda.platform.serving.gateway import Gateway, GatewayOptions
@@ -54,6 +55,7 @@ def build_app(settings: Settings, env: dict[str, str] | None = None) -> web.Appl
 
 def main() -> int:
     settings = Settings.from_env()
+    setup_process("gateway", settings)
     try:
         app = build_app(settings)
     except KLError as exc:

@@ -164,6 +164,7 @@ async def test_reply_is_published_back_to_the_broker(broker, receivers):
     await results.wait_for(lambda r: len(r.unique) == 1)
     assert results.unique[0].get_type() == "network.notifi.lambda.processed"
     assert results.unique[0].get_data()["succeeded"] is True
+    assert results.unique[0].get_extension("knativebrokerttl") == "254"
     await client.aclose()
 
 
@@ -241,4 +242,23 @@ async def test_a_message_that_is_not_a_cloudevent_is_dead_lettered_not_dropped(b
         await msg.ack()
     assert rec.attempts == []
     client.delete_trigger(name)
+    await client.aclose()
+
+
+async def test_a_reply_loop_ends_when_the_hop_budget_is_spent(broker, receivers):
+    parser = unique_name("p")
+
+    def echo(event):  # answers every event with one it matches again
+        return new_event(EventKind.PARSER_START, {"hop": 1}, source="network.notifi.acme",
+                         subject=event.get_subject())
+
+    loop = await receivers(reply=echo)
+    client = broker.client()
+    client.put_trigger(trigger_object(unique_name(), loop.url, attributes={"subject": parser},
+                                      parallelism=1))
+    await client.publish(parser_event(parser))
+    await loop.wait_for(lambda r: len(r.unique) == 255, timeout=60)  # the original + 254 replies
+    await asyncio.sleep(0.5)
+    assert len(loop.unique) == 255
+    assert loop.unique[-1].get_extension("knativebrokerttl") == "1"
     await client.aclose()

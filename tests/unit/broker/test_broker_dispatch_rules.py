@@ -13,6 +13,7 @@ from knative_lambda.platform.broker.dispatcher import (
     binary_parts,
     dead_letter_event,
     is_cloudevent_reply,
+    reply_ttl,
 )
 
 
@@ -77,3 +78,11 @@ def test_is_cloudevent_reply(headers, body, want):
 @pytest.mark.parametrize(("status", "ok"), [(200, True), (202, True), (299, True), (300, False), (None, False), (500, False)])
 def test_attempt_ok(status, ok):
     assert Attempt(status).ok is ok
+
+
+@pytest.mark.parametrize(
+    ("incoming", "want"),
+    [(None, 254), ("255", 254), ("2", 1), ("1", None), ("0", None), ("-3", None), ("junk", 254)],
+)
+def test_reply_ttl(incoming, want):
+    assert reply_ttl(incoming) == want
