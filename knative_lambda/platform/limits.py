@@ -122,3 +122,46 @@ def quota_problem(quotas: Quotas, resource: str, tenant: str, in_use: int) -> st
         return (f"quota exceeded: tenant {tenant!r} has {in_use} {resource.replace('_', ' ')} "
                 f"(limit {limit})")
     return None
+
+
+# --- HTTP middleware ---------------------------------------------------------------
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MANAGEMENT_BODY_LIMIT = 1024 * 1024  # a management object (service, trigger) is small
+
+
+def management_middleware(limiter: RateLimiter, prefixes: tuple[str, ...] = ("/apis",),
+                          body_limit: int = MANAGEMENT_BODY_LIMIT):
+    """Rate limit ("manage") and body size limit on the management API's changes.
+
+    Reads are not limited: they are cheap, and benchmarks poll them. A refused
+    change gets 429 with Retry-After; a body over ``body_limit`` gets 413.
+    """
+    from aiohttp import web
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        if request.method in MUTATING and request.path.startswith(prefixes):
+            size = request.content_length
+            if size is not None and size > body_limit:
+                return web.json_response(
+                    {"error": f"request body too large: {size} bytes, limit {body_limit} bytes",
+                     "problems": [{"where": "body", "reason": f"larger than {body_limit} bytes"}]},
+                    status=413)
+            wait = limiter.check("manage")
+            if wait > 0:
+                return rate_limited("manage", wait)
+        return await handler(request)
+
+    return middleware
+
+
+def rate_limited(operation: str, wait: float, who: str = ""):  # type: ignore[no-untyped-def]
+    """The 429 answer: JSON saying which limit, and Retry-After in whole seconds."""
+    from aiohttp import web
+
+    whose = f" for tenant {who!r}" if who else ""
+    return web.json_response(
+        {"error": f"rate limit of {operation!r}{whose} reached (KL_RATE_LIMITS); "
+                  f"retry after {retry_after_header(wait)} s"},
+        status=429, headers={"Retry-After": retry_after_header(wait)})

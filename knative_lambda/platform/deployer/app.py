@@ -28,6 +28,7 @@ from knative_lambda.contract import bindings
 from knative_lambda.contract.errors import ContractError
 from knative_lambda.contract.validation import validate
 from knative_lambda.errors import ConfigError, PlatformError, ServiceUnavailable
+from knative_lambda.platform import logs
 from knative_lambda.platform.broker.dedupe import Dedupe
 from knative_lambda.platform.deployer import manifests
 from knative_lambda.platform.deployer.decide import (
@@ -161,6 +162,8 @@ async def receive(request: web.Request) -> web.Response:
         # again, so answer 400 and let the broker dead-letter it with the reason.
         EVENTS.labels("rejected").inc()
         log.warning("deployer: %s", e)
+        logs.decision("deploy", type=str(attrs.get("type")), service=_service_of(actions), outcome="rejected",
+                      error=str(e), correlation_id=str(attrs.get("correlationid") or ""))
         problems = e.body.get("problems", []) if isinstance(e.body, dict) else []
         return web.json_response({"error": str(e), "problems": problems}, status=400)
     except PlatformError as e:
@@ -170,6 +173,8 @@ async def receive(request: web.Request) -> web.Response:
     state.dedupe.first_time(source, event_id)  # only once applied: a failure must be retried
     state.handled += 1
     EVENTS.labels("applied").inc()
+    logs.decision("deploy", type=str(attrs.get("type")), service=_service_of(actions), done=done,
+                  correlation_id=str(attrs.get("correlationid") or ""))
     return web.json_response({"done": done})
 
 

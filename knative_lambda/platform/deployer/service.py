@@ -101,7 +101,7 @@ class LocalExecutor:
                 if missing_ok and resp.status == 404:
                     return None
                 message = f"{method} {url} answered {resp.status}: {text[:300]}"
-                if resp.status in (400, 422):
+                if resp.status in (400, 403, 422):  # 403: a tenant quota; retrying cannot help
                     raise DownstreamRejected(message, _json_or_text(text))
                 raise PlatformError(message)
         except (aiohttp.ClientError, TimeoutError) as e:

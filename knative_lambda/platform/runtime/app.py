@@ -39,6 +39,7 @@ from knative_lambda.contract.events import (
     is_uuid4,
 )
 from knative_lambda.contract.factory import new_correlation_id, new_event
+from knative_lambda.platform import tracing
 from knative_lambda.platform.broker.dedupe import Dedupe
 from knative_lambda.settings import DEFAULT_PREFIX
 
@@ -131,8 +132,20 @@ def make_app(invoker: Invoker | Slot, identity: Identity | None = None) -> web.A
         return web.Response(body=b'{"status":"ready"}', content_type=JSON)
 
     async def invoke(request: web.Request) -> web.Response:
-        body = await request.read()
         headers = request.headers
+        if "traceparent" not in headers:  # untraced requests pay nothing
+            return await serve(request, headers)
+        span = tracing.start_span(headers, "instance.invoke", headers.get("ce-correlationid", ""),
+                                  service=ident.service)
+        try:
+            response = await serve(request, headers)
+            span.set_attribute("http.status_code", response.status)
+            return response
+        finally:
+            span.end()
+
+    async def serve(request: web.Request, headers: Any) -> web.Response:
+        body = await request.read()
         ctype = headers.get("Content-Type", "")
         if "ce-specversion" in headers or ctype.startswith("application/cloudevents"):
             return await on_event(headers, body)

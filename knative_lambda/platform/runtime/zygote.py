@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 import aiohttp.web as web
 
 from knative_lambda.contract import bindings, factory  # noqa: F401
+from knative_lambda.platform import tracing
 from knative_lambda.platform.runtime import app as runtime_app
 from knative_lambda.platform.runtime import loader, server
 
@@ -73,6 +74,9 @@ async def _read_request(loop: asyncio.AbstractEventLoop, conn: socket.socket) ->
 async def _spare_main(listener: socket.socket, notify: int) -> int:
     loop = asyncio.get_running_loop()
     # everything that does not depend on the function, before any request
+    if trace_dir := os.environ.get("KL_TRACE_DIR"):  # spans of this instance: runtime-<pid>.jsonl
+        tracing.setup("runtime", os.path.dirname(trace_dir), file_stem=f"runtime-{os.getpid()}",
+                      otlp_endpoint=os.environ.get("KL_OTLP_ENDPOINT", ""))
     slot = runtime_app.Slot()
     identity = runtime_app.Identity()
     pool = ThreadPoolExecutor(max_workers=16)
@@ -138,6 +142,7 @@ async def _spare_main(listener: socket.socket, notify: int) -> int:
     ready = {"pid": os.getpid(), "taken": taken, "port": sock.getsockname()[1], "unix": unix_path}
     await loop.sock_sendall(conn, json.dumps(ready).encode() + b"\n")
     await stop.wait()
+    tracing.flush()
     await runner.cleanup()
     with contextlib.suppress(OSError):
         os.unlink(unix_path)

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from knative_lambda.errors import KLError
 from knative_lambda.platform.http import add_standard_routes, auth_middleware, run_app
+from knative_lambda.platform.limits import management_middleware
 from knative_lambda.platform.observe import setup_process
 from knative_lambda.platform.serving import api
 from knative_lambda.platform.serving.config import platform_config
@@ -35,7 +36,8 @@ def build_app(settings: Settings, env: dict[str, str] | None = None) -> web.Appl
         settings.data_dir,
     )
     app = web.Application(
-        middlewares=[auth_middleware(settings.token, ("/apis",))], client_max_size=32 * 1024 * 1024
+        middlewares=[auth_middleware(settings.token, ("/apis",)), management_middleware(gateway.limiter)],
+        client_max_size=32 * 1024 * 1024,
     )
     app["gateway"] = gateway
     add_standard_routes(app)  # before the catch-all route of the data plane

@@ -65,8 +65,10 @@ from typing import Any
 
 from aiohttp import web
 
+from knative_lambda.platform.limits import rate_limited
 from knative_lambda.platform.serving.gateway import Gateway
 from knative_lambda.platform.serving.model import SpecError, check_name, parse_revision
+from knative_lambda.platform.serving.tenancy import tenant_of
 
 JSON = "application/json"
 
@@ -110,6 +112,12 @@ def add_routes(app: web.Application, gateway: Gateway) -> None:
             spec, config = parse_revision(name, doc, gateway.base_config, gateway.resolve_artifact)
         except SpecError as exc:
             return _bad(exc.problems)
+        tenant = tenant_of(doc)
+        status, problem, wait = gateway.admit(ns, name, tenant)
+        if status == 429:
+            return rate_limited("deploy", wait, tenant)
+        if status:
+            return _json({"error": problem, "problems": [{"where": "tenant", "reason": problem}]}, status)
         _, changed = gateway.apply(ns, name, spec, config)
         return _json({"changed": changed, "service": service_view(ns, name)}, 201 if changed else 200)
 

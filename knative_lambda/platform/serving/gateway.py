@@ -36,8 +36,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from knative_lambda.platform import logs, tracing
+from knative_lambda.platform.limits import Quotas, RateLimiter, quota_problem
 from knative_lambda.platform.runtime import loader
-from knative_lambda.platform.serving import metrics
+from knative_lambda.platform.serving import metrics, tenancy
 from knative_lambda.platform.serving.autoscaler import Sample, decide
 from knative_lambda.platform.serving.config import AutoscalerConfig
 from knative_lambda.platform.serving.instances import Launcher, LaunchError
@@ -131,6 +133,10 @@ class Gateway:
         self._tasks: set[asyncio.Task] = set()
         self._ticker: asyncio.Task | None = None
         self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
+        self.quotas = Quotas.from_env()
+        self.limiter = RateLimiter()
+        self.tenants: dict[tuple[str, str], str] = {}  # (namespace, service) -> third_party_id
+        self._capped: set[str] = set()  # revisions held back by their tenant's instance quota
         metrics.register(self)
 
     # --- lifecycle -----------------------------------------------------------
@@ -201,7 +207,36 @@ class Gateway:
         self._scale(rev, time.monotonic(), sample=False)  # initial scale starts the first instance
         return svc, True
 
+    def admit(self, namespace: str, name: str, tenant: str) -> tuple[int, str, float]:
+        """May ``tenant`` create or update this service now? ``(0, "", 0)`` if so, else
+        (status, one-line reason, Retry-After seconds): 429 past the deploy rate, 403 past
+        the services quota. Records the tenant when admitted."""
+        wait = self.limiter.check("deploy", tenant or namespace)
+        if wait > 0:
+            return 429, "", wait
+        if tenant and (namespace, name) not in self.services:
+            in_use = tenancy.services_of(self.tenants, tenant, self.services)
+            if problem := quota_problem(self.quotas, "services", tenant, in_use):
+                return 403, problem, 0.0
+        if tenant:
+            self.tenants[(namespace, name)] = tenant
+        return 0, "", 0.0
+
+    def _instance_room(self, rev: Revision, wanted: int) -> tuple[int, str]:
+        """How many new instances the revision's tenant may start, and why not all."""
+        tenant = self.tenants.get((rev.namespace, rev.service), "")
+        if not tenant or not self.quotas.instances:
+            return wanted, ""
+        in_use = sum(len(r.live()) for (ns, name), t in self.tenants.items() if t == tenant
+                     for svc in [self.services.get((ns, name))] if svc is not None
+                     for r in svc.revisions.values())
+        room = tenancy.instance_room(self.quotas.instances, in_use, wanted)
+        problem = quota_problem(self.quotas, "instances", tenant, in_use) if room < wanted else None
+        return room, problem or (f"quota: tenant {tenant!r} may start {room} of {wanted} instances "
+                                 f"(limit {self.quotas.instances})" if room < wanted else "")
+
     def delete(self, namespace: str, name: str) -> bool:
+        self.tenants.pop((namespace, name), None)
         svc = self.services.pop((namespace, name), None)
         if svc is None:
             return False
@@ -262,6 +297,14 @@ class Gateway:
         if rid is None:
             rid = f"{self._rid_prefix}-{next(self._rid)}"
             fwd.append(("X-Request-Id", rid))
+        span = None
+        if "traceparent" in headers:  # a traced request (broker delivery, benchmark); others pay nothing
+            span = tracing.start_span(headers, "gateway.request", headers.get("ce-correlationid", ""),
+                                      service=rev.key, request_id=rid)
+            carrier: dict[str, str] = {}
+            tracing.inject_span(span, carrier)
+            fwd = [(k, v) for k, v in fwd if k.lower() not in ("traceparent", "tracestate")]
+            fwd.extend(carrier.items())
         # concurrency accounting (in-flight + buffered), time-weighted for the autoscaler
         now = time.monotonic()
         rev.area += rev.concurrency * (now - rev.area_last)
@@ -336,6 +379,9 @@ class Gateway:
             rev.area += rev.concurrency * (now - rev.area_last)
             rev.area_last = now
             rev.concurrency -= 1
+            if span is not None:
+                span.set_attribute("kl.buffered", buffered)  # True: waited for an instance (cold start)
+                span.end()
 
     def _timeout(self, rev: Revision) -> aiohttp.ClientTimeout:
         t = self._timeouts.get(rev.key)
@@ -457,6 +503,9 @@ class Gateway:
                 stable=round(decision.stable_value, 3), panic=round(decision.panic_value, 3),
                 panicking=decision.panicking,
             )
+            logs.decision("scale", service=rev.key, revision=rev.name, desired=desired,
+                          previous=rev.desired, ready=ready, reason=decision.reason,
+                          panicking=decision.panicking)
         rev.desired = desired
         self._reconcile(rev)
 
@@ -466,7 +515,20 @@ class Gateway:
         if len(live) < want:
             if rev.start_failures and time.monotonic() < rev.retry_at:
                 return  # backing off after failed starts
-            for _ in range(want - len(live)):
+            room, problem = self._instance_room(rev, want - len(live))
+            if problem and rev.key not in self._capped:  # one line when the cap starts to bite
+                self._capped.add(rev.key)
+                logs.decision("scale", service=rev.key, revision=rev.name, desired=want,
+                              started=room, reason=problem)
+            elif not problem:
+                self._capped.discard(rev.key)
+            if problem and not live and room == 0:
+                # nothing will serve the buffer: answer now, saying why
+                while rev.waiters:
+                    fut = rev.waiters.popleft()
+                    if not fut.done():
+                        fut.set_exception(RevisionFailed(problem))
+            for _ in range(room):
                 self._start(rev)
         elif len(live) > want:
             # starting ones first (no load yet), then the least loaded

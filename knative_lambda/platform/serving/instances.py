@@ -92,8 +92,11 @@ class ProcessHandle:
 class Zygote:
     """The forking Python runtime: started once, restarted if it dies."""
 
-    def __init__(self, socket_path: Path, log_path: Path, python: str = sys.executable, spares: int = 2) -> None:
+    def __init__(self, socket_path: Path, log_path: Path, python: str = sys.executable, spares: int = 2,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.spares = spares
+        # the zygote's own settings (where spans go); a spare clears them before the function loads
+        self.extra_env = dict(extra_env or {})
         self.socket_path = socket_path
         self.log_path = log_path
         self.python = python
@@ -119,7 +122,7 @@ class Zygote:
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = scrubbed_env({"PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1",
-                            "PYTHONDONTWRITEBYTECODE": "1"})
+                            "PYTHONDONTWRITEBYTECODE": "1", **self.extra_env})
         with open(self.log_path, "ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 self.python, "-m", "knative_lambda.platform.runtime.zygote", str(self.socket_path), str(self.spares),
@@ -193,7 +196,10 @@ class Launcher:
             sock = Path("/tmp") / f"kl-zygote-{os.getpid()}.sock"
         if spares is None:
             spares = int(os.environ.get("KL_ZYGOTE_SPARES", "2") or 2)
-        self.zygote = Zygote(sock, self.log_path, spares=spares)
+        trace_env = {"KL_TRACE_DIR": str(Path(data_dir).resolve() / "traces")}
+        if endpoint := os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            trace_env["KL_OTLP_ENDPOINT"] = endpoint
+        self.zygote = Zygote(sock, self.log_path, spares=spares, extra_env=trace_env)
         self.event_prefix = event_prefix
         self._artifacts: dict[str, loader.Artifact] = {}
 

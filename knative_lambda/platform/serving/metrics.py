@@ -37,6 +37,9 @@ class _GatewayCollector(Collector):
                                      labels=["namespace", "service", "revision"])
         cold = CounterMetricFamily("kl_gateway_cold_starts", "Instances that became ready",
                                    labels=["namespace", "service", "revision"])
+        # the original platform's name for the same count
+        cold_total = CounterMetricFamily("cold_starts", "Function instances started (cold starts)",
+                                         labels=["namespace", "service", "revision"])
         inflight = GaugeMetricFamily("kl_gateway_inflight", "Requests in flight or buffered",
                                      labels=["namespace", "service", "revision"])
         instances = GaugeMetricFamily("kl_gateway_instances", "Instances by state",
@@ -50,6 +53,7 @@ class _GatewayCollector(Collector):
                     requests.add_metric(labels, rev.requests)
                     errors.add_metric(labels, rev.errors)
                     cold.add_metric(labels, rev.cold_starts)
+                    cold_total.add_metric(labels, rev.cold_starts)
                     inflight.add_metric(labels, rev.concurrency)
                     desired.add_metric(labels, rev.desired)
                     counts: dict[str, int] = {}
@@ -57,7 +61,7 @@ class _GatewayCollector(Collector):
                         counts[inst.state] = counts.get(inst.state, 0) + 1
                     for state, n in counts.items():
                         instances.add_metric([*labels, state], n)
-        yield from (requests, errors, cold, inflight, instances, desired)
+        yield from (requests, errors, cold, cold_total, inflight, instances, desired)
 
     def describe(self) -> list[Any]:
         return []
