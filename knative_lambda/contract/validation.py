@@ -59,6 +59,23 @@ SPECVERSION = "1.0"
 REQUIRED_ATTRIBUTES = ("id", "source", "type", "specversion")
 OPTIONAL_ATTRIBUTES = ("datacontenttype", "dataschema", "subject", "time")
 _EXTENSION_NAME_RE = re.compile(r"^[a-z0-9]+$")
+
+# What AMQP 0-9-1 carries (the broker publishes every attribute as a message
+# header, the id also as the ``message_id`` short string): short strings are at
+# most 255 bytes, and all headers travel in one frame (RabbitMQ: 128 KiB).
+MAX_SHORT_ATTRIBUTE_BYTES = 255  # id, source, type, specversion
+MAX_ATTRIBUTE_BYTES = 4 * 1024  # any other attribute value
+MAX_ATTRIBUTES_BYTES = 64 * 1024  # all names and values together
+MAX_ATTRIBUTE_NAME = 64  # characters ("SHOULD NOT exceed 20" in CloudEvents 1.0)
+_SHORT_ATTRIBUTES = frozenset(("id", "source", "type", "specversion"))
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # CloudEvents Integer
+# CloudEvents 1.0 String: no control characters (U+0000-U+001F, U+007F-U+009F),
+# no lone surrogates, no Unicode noncharacters.
+_BAD_CHAR_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(f"\U{p:04x}fffe\U{p:04x}ffff" for p in range(17))
+    + "]"
+)
 _JSON_CT_RE = re.compile(r"^(application|text)/([a-zA-Z0-9\-.]+\+)?json(;.*)?$")
 _BUILD_SUBJECT_RE = re.compile(r"^build/([^/]*)/([^/]*)$")
 
@@ -68,8 +85,59 @@ def _attr(name: str) -> str:
 
 
 def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    text = repr(value[:limit] if isinstance(value, str | bytes) else value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _clip(name: Any, limit: int = 60) -> str:
+    text = str(name)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _bad_char(value: str) -> str | None:
+    """Why ``value`` is not a CloudEvents String, or None."""
+    m = _BAD_CHAR_RE.search(value)
+    if m is None:
+        return None
+    code = ord(m.group())
+    what = "a surrogate" if 0xD800 <= code <= 0xDFFF else (
+        "a Unicode noncharacter" if code >= 0xFDD0 else "a control character")
+    return f"contains {what} (U+{code:04X} at index {m.start()}); CloudEvents strings forbid it"
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    return len(str(value))
+
+
+def _value_problems(attrs: Mapping[str, Any]) -> list[Problem]:
+    """Characters and sizes of every attribute: what HTTP headers and AMQP can carry."""
+    problems: list[Problem] = []
+    total = 0
+    for name, value in attrs.items():
+        if value is None:
+            continue
+        size = _size(value)
+        total += len(str(name)) + size
+        if isinstance(value, str) and (why := _bad_char(value)) is not None:
+            problems.append(Problem(_attr(_clip(name)), why))
+        limit = MAX_SHORT_ATTRIBUTE_BYTES if name in _SHORT_ATTRIBUTES else MAX_ATTRIBUTE_BYTES
+        if size > limit:
+            problems.append(Problem(_attr(_clip(name)), f"too long: {size} bytes, limit {limit}"))
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not INT32_MIN <= value <= INT32_MAX
+        ):
+            problems.append(Problem(_attr(_clip(name)), "integers must fit in 32 bits (CloudEvents)"))
+    if total > MAX_ATTRIBUTES_BYTES:
+        problems.append(
+            Problem("attributes", f"too large together: {total} bytes, limit {MAX_ATTRIBUTES_BYTES}")
+        )
+    return problems
 
 
 # --- envelope -----------------------------------------------------------------
@@ -107,9 +175,13 @@ def attribute_problems(attrs: Mapping[str, Any]) -> list[Problem]:
             continue
         if name in ("data", "data_base64"):
             problems.append(Problem(_attr(name), "is reserved"))
-        elif not isinstance(name, str) or not _EXTENSION_NAME_RE.match(name):
+        elif not isinstance(name, str) or not _EXTENSION_NAME_RE.fullmatch(name):
             problems.append(
-                Problem(_attr(str(name)), "extension names are lowercase letters and digits only")
+                Problem(_attr(_clip(name)), "extension names are lowercase letters and digits only")
+            )
+        elif len(name) > MAX_ATTRIBUTE_NAME:
+            problems.append(
+                Problem(_attr(_clip(name)), f"name too long: {len(name)}, limit {MAX_ATTRIBUTE_NAME}")
             )
         elif value is not None and not isinstance(value, str | int | bytes | datetime):
             problems.append(
@@ -117,6 +189,7 @@ def attribute_problems(attrs: Mapping[str, Any]) -> list[Problem]:
                     _attr(name), f"must be a string, integer or boolean, got {type(value).__name__}"
                 )
             )
+    problems += _value_problems(attrs)
     return problems
 
 
@@ -203,8 +276,11 @@ def data_size(data: Any) -> int:
         return len(data)
     if isinstance(data, str):
         return len(data.encode("utf-8", "surrogatepass"))
+    # allow_nan=False: NaN and Infinity are not JSON (RFC 8259); a receiver would choke.
     return len(
-        json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+            "utf-8", "surrogatepass"
+        )
     )
 
 

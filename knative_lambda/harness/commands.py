@@ -24,16 +24,22 @@ def _state_path(value: Path | None) -> Path:
 @click.option("--target", type=click.Choice(["local", "kind", "cluster"]), default="local",
               show_default=True, help="Which platform to bring up.")
 @click.option("--dry-run", is_flag=True, help="kind: print every manifest and command, apply nothing.")
-@click.option("--secure", is_flag=True,
-              help="Protect the management APIs and ingress with a generated token "
-                   "(default: open, for local use).")
+@click.option("--open", "open_access", is_flag=True,
+              help="No token: management APIs, broker ingress and receivers open to anyone "
+                   "on this machine (default: a generated token, kept in the state file).")
+@click.option("--secure", is_flag=True, hidden=True,
+              help="Accepted for compatibility: a token is the default now.")
 @state_option
-def up(target: str, dry_run: bool, secure: bool, state_path: Path | None) -> None:
+def up(target: str, dry_run: bool, open_access: bool, secure: bool, state_path: Path | None) -> None:
     """Start the platform and record it in the state file.
 
     Safe to run twice: a healthy platform is left alone, stale state from a
-    crashed run is cleaned up first.
+    crashed run is cleaned up first. The management APIs and the broker ingress
+    require the bearer token that the state file holds (every kl command sends
+    it); --open starts without one ($KL_TOKEN, when set, is used as the token).
     """
+    if open_access and secure:
+        raise click.UsageError("--open and --secure contradict each other")
     if target == "kind":
         from knative_lambda.harness.targets import kind
 
@@ -52,7 +58,7 @@ def up(target: str, dry_run: bool, secure: bool, state_path: Path | None) -> Non
         raise click.UsageError("--dry-run applies to --target kind")
     from knative_lambda.harness import local
 
-    local.up(_state_path(state_path), open_access=not secure)
+    local.up(_state_path(state_path), open_access=open_access)
 
 
 @click.command()
@@ -78,11 +84,15 @@ def status(as_json: bool, state_path: Path | None) -> None:
     from knative_lambda.harness import local
 
     state = statefile.load(_state_path(state_path))
+    from knative_lambda.harness.headline import render
+
     report = local.health(state)
+    numbers = local.headlines(state) if state.target == "local" else {}
     urls = {name: desc.get("url", "") for name, desc in state.services.items()}
     urls.update({name: rec.get("url", "") for name, rec in state.components.items()})
     rows = [
-        {"part": name, "healthy": ok, "detail": detail, "url": urls.get(name, "")}
+        {"part": name, "healthy": ok, "detail": detail, "url": urls.get(name, ""),
+         **({"metrics": numbers[name]} if name in numbers else {})}
         for name, (ok, detail) in report.items()
     ]
     if as_json:
@@ -92,6 +102,7 @@ def status(as_json: bool, state_path: Path | None) -> None:
         click.echo(f"{'PART':<{width}}  {'HEALTH':<9}  {'URL':<28}  DETAIL")
         for r in rows:
             health = "healthy" if r["healthy"] else "UNHEALTHY"
-            click.echo(f"{r['part']:<{width}}  {health:<9}  {r['url']:<28}  {r['detail']}")
+            extra = f"; {render(r['metrics'])}" if r.get("metrics") else ""
+            click.echo(f"{r['part']:<{width}}  {health:<9}  {r['url']:<28}  {r['detail']}{extra}")
     if not all(r["healthy"] for r in rows):
         sys.exit(1)

@@ -64,6 +64,22 @@ def _health_of_component(record: dict[str, Any]) -> tuple[bool, str]:
     return response.is_success, f"HTTP {response.status_code}"
 
 
+def urls_of(ports: dict[str, int]) -> dict[str, str]:
+    return {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+
+
+def security_env(component: str, settings: Settings, urls: dict[str, str]) -> dict[str, str]:
+    """With a token, the builder and deployer take events only with it, and the broker
+    sends it to them, to them only (see platform/broker/auth.py). Pure."""
+    if not settings.token:
+        return {}
+    env = {"KL_RECEIVER_TOKEN": "1"}
+    if component == "broker":
+        receivers = [urls[name] + "/" for name in ("builder", "deployer") if name in urls]
+        env["KL_BROKER_TOKEN_SUBSCRIBERS"] = ",".join(receivers)
+    return env
+
+
 def health(state: State) -> dict[str, tuple[bool, str]]:
     """Health of every part recorded in ``state``, services first."""
     report = {name: _health_of_service(desc) for name, desc in state.services.items()}
@@ -71,14 +87,35 @@ def health(state: State) -> dict[str, tuple[bool, str]]:
     return report
 
 
+def headlines(state: State) -> dict[str, dict[str, float]]:
+    """Headline metrics per platform process (``kl status``); a process that does not
+    answer is left out."""
+    from knative_lambda.harness.headline import summarize
+
+    out: dict[str, dict[str, float]] = {}
+    for name, record in state.components.items():
+        try:
+            response = httpx.get(record["url"] + "/metrics", timeout=2.0)
+            if response.is_success:
+                out[name] = summarize(name, response.text)
+        except (httpx.HTTPError, KeyError, ValueError):
+            continue
+    return out
+
+
 def up(
     state_path: Path,
     *,
     base: Settings | None = None,
-    open_access: bool = True,
+    open_access: bool = False,
     progress: Progress = _stderr,
 ) -> State:
-    """Start the local target; returns its state (already saved to ``state_path``)."""
+    """Start the local target; returns its state (already saved to ``state_path``).
+
+    The management APIs, the broker ingress and the platform's own event receivers
+    require a generated bearer token (kept in the state file, which every client
+    reads) unless ``open_access`` or ``base.token`` says otherwise.
+    """
     if state_path.exists():
         try:
             previous = statefile.load(state_path)
@@ -145,7 +182,8 @@ def up(
                     progress(f"  {component.name}: not built in this version, skipped")
                     continue
                 port = ports[component.name]
-                child_env = {**os.environ, **dataclasses.replace(settings, port=port).to_env()}
+                child_env = {**os.environ, **dataclasses.replace(settings, port=port).to_env(),
+                             **security_env(component.name, settings, urls_of(ports))}
                 record = supervisor.spawn(
                     [sys.executable, "-m", component.module], child_env,
                     data_dir / "logs" / f"{component.name}.log",
@@ -230,8 +268,10 @@ def restart_part(state_path: Path, part: str, *, timeout: float = 60.0,
         supervisor.terminate(record)
         component = next(c for c in COMPONENTS if c.name == part)
         settings = dataclasses.replace(state.platform_settings(), port=record["port"])
+        ports = {name: rec["port"] for name, rec in state.components.items() if "port" in rec}
         fresh = supervisor.spawn([sys.executable, "-m", component.module],
-                                 {**os.environ, **settings.to_env()}, Path(record["log"]))
+                                 {**os.environ, **settings.to_env(),
+                                  **security_env(part, settings, urls_of(ports))}, Path(record["log"]))
         fresh.update(port=record["port"], url=record["url"])
         state.components[part] = fresh
         statefile.save(state, state_path)

@@ -37,6 +37,7 @@ from knative_lambda.platform.broker.publisher import Publisher
 from knative_lambda.platform.broker.store import TriggerStore
 from knative_lambda.platform.broker.triggers import TriggerSpec, TriggerSpecError, parse_trigger
 from knative_lambda.platform.http import auth_middleware
+from knative_lambda.platform.limits import RateLimiter, management_middleware
 from knative_lambda.settings import Settings
 
 log = logging.getLogger("kl.broker")
@@ -294,7 +295,8 @@ async def _list_triggers(request: web.Request) -> web.Response:
 def build_app(settings: Settings, config: BrokerConfig | None = None) -> web.Application:
     server = BrokerServer(settings, config)
     app = web.Application(
-        middlewares=[auth_middleware(settings.token)],
+        # trigger changes: rate limited ("manage" in KL_RATE_LIMITS) and size limited (413)
+        middlewares=[auth_middleware(settings.token), management_middleware(RateLimiter())],
         client_max_size=server.config.max_event_bytes,
     )
     app[SERVER_KEY] = server

@@ -13,6 +13,7 @@ errors, since an event is only accepted once RabbitMQ confirmed it).
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import Any
 
@@ -59,6 +60,7 @@ class BrokerClient:
         if self._async is None:
             self._async = httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
         headers, body = to_http(event, mode)  # type: ignore[arg-type]
+        _inject_trace(headers)
         last = ""
         for attempt in range(self.retries):
             try:
@@ -138,6 +140,14 @@ class BrokerClient:
         if self._sync is not None:
             self._sync.close()
             self._sync = None
+
+
+def _inject_trace(headers: dict[str, str]) -> None:
+    """Within a span (a build), let the ingress continue its trace. Only where tracing is
+    already loaded (platform processes): importing OpenTelemetry costs a CLI ~0.15 s."""
+    tracing = sys.modules.get("knative_lambda.platform.tracing")
+    if tracing is not None:
+        tracing.inject(headers)
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:

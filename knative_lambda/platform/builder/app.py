@@ -10,7 +10,12 @@
 
 On start it registers trigger ``kl-builder`` with the broker (retried in the
 background until the broker answers). ``/apis/`` is token-protected; ``POST /``
-is open because the broker's dispatcher delivers without a token.
+too when ``KL_RECEIVER_TOKEN=1`` (``kl up`` sets it and has the broker send the
+token to this receiver, see broker/auth.py), else open for brokers that cannot.
+
+Refusals: 429 with Retry-After past the build rate (``KL_BUILD_RATE``) or the
+tenant's concurrent-build quota (``KL_QUOTA_CONCURRENT_BUILDS``, the message
+names the tenant); the broker retries both, so the event is not lost.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import OrderedDict
 from typing import Any
@@ -27,23 +33,31 @@ from prometheus_client import Counter, Histogram
 
 from knative_lambda.contract.bindings import from_http
 from knative_lambda.contract.errors import ContractError
-from knative_lambda.contract.events import BUILD_REQUEST_KINDS, EventKind, event_type
+from knative_lambda.contract.events import (
+    BUILD_REQUEST_KINDS,
+    STATUS_SUCCEEDED,
+    EventKind,
+    event_type,
+)
 from knative_lambda.contract.validation import validate
 from knative_lambda.errors import KLError
+from knative_lambda.platform import logs, tracing
 from knative_lambda.platform.broker.client import BrokerClient
 from knative_lambda.platform.broker.triggers import trigger_object
+from knative_lambda.platform.builder import metrics
 from knative_lambda.platform.builder.artifact import absolute
 from knative_lambda.platform.builder.config import BuilderConfig
-from knative_lambda.platform.builder.emitter import Emitter
-from knative_lambda.platform.builder.guards import TokenBucket
+from knative_lambda.platform.builder.emitter import Emitter, result_kind
 from knative_lambda.platform.builder.service import Builder
 from knative_lambda.platform.http import auth_middleware
+from knative_lambda.platform.limits import Quotas, TokenBucket, quota_problem, retry_after_header
 from knative_lambda.settings import Settings
 
 log = logging.getLogger("kl.builder")
 TRIGGER_NAME = "kl-builder"
 DEDUPE_KEEP = 10_000
 
+QUOTA_RETRY_AFTER = 5.0  # seconds: about one short build
 BUILDS = Counter("kl_builder_builds_total", "Build results", ["status", "cached"])
 DURATION = Histogram(
     "kl_builder_build_seconds", "build.start to result", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 120, 600, 1800)
@@ -70,6 +84,9 @@ class BuilderService:
         self.builder = builder or Builder(settings, config)
         self.emitter = Emitter(settings)
         self.bucket = TokenBucket(config.rate_per_s, config.burst)
+        self.quotas = Quotas.from_env()
+        metrics.BUILD_QUEUE.set_function(lambda: self.builder.gate.waiting)
+        metrics.BUILDS_RUNNING.set_function(lambda: self.builder.gate.running)
         self.seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.trigger_state = "not registered"
@@ -81,8 +98,11 @@ class BuilderService:
         try:
             validated = validate(from_http(request.headers, body), self.settings.event_prefix)
         except ContractError as exc:
+            metrics.CLOUDEVENTS.labels("invalid", "rejected").inc()
             return web.json_response(exc.to_dict(), status=400)
+        etype = validated.event.get_type()
         if validated.kind not in BUILD_REQUEST_KINDS:
+            metrics.CLOUDEVENTS.labels(etype, "rejected").inc()
             return web.json_response(
                 {"error": f"the builder takes build.start, job.start and rebuild.start, not {validated.event.get_type()}"},
                 status=400,
@@ -90,19 +110,34 @@ class BuilderService:
         event = validated.event
         dedupe_key = (event.get_source(), event.get_id())
         if dedupe_key in self.seen:
+            metrics.CLOUDEVENTS.labels(etype, "duplicate").inc()
             return web.json_response({"accepted": True, "duplicate": True}, status=202)
         wait = self.bucket.take(time.monotonic())
         if wait > 0:  # 429 is retried by the broker's delivery: the event is not lost
+            metrics.CLOUDEVENTS.labels(etype, "rate_limited").inc()
             return web.json_response(
                 {"error": f"build rate limit reached (KL_BUILD_RATE={self.config.rate_per_s:g}/s); retry later"},
                 status=429,
-                headers={"Retry-After": str(max(1, round(wait)))},
+                headers={"Retry-After": retry_after_header(wait)},
             )
+        tenant = validated.model.third_party_id
+        in_flight = sum(1 for r in self.builder.log.records.values()
+                        if r.ended is None and r.third_party_id == tenant)
+        if problem := quota_problem(self.quotas, "concurrent_builds", tenant, in_flight):
+            metrics.CLOUDEVENTS.labels(etype, "quota").inc()
+            return web.json_response({"error": f"{problem}; retry later"}, status=429,
+                                     headers={"Retry-After": retry_after_header(QUOTA_RETRY_AFTER)})
+        metrics.CLOUDEVENTS.labels(etype, "accepted").inc()
+        metrics.BUILD_REQUESTS.labels(validated.kind.value).inc()
         self.seen[dedupe_key] = None
         while len(self.seen) > DEDUPE_KEEP:
             self.seen.popitem(last=False)
         cid = validated.correlation_id or ""
-        job = self._run(validated.model, validated.kind.value, cid)
+        trace_ctx: dict[str, str] = {}
+        with tracing.span_from(request.headers, "build.start", cid, tenant=tenant,
+                               parser=validated.model.parser_id):
+            tracing.inject(trace_ctx)  # the build continues this trace, in the background
+        job = self._run(validated.model, validated.kind.value, cid, trace_ctx)
         if request.query.get("wait", "").lower() in ("1", "true", "yes"):
             return web.json_response(await job, status=200)
         task = asyncio.create_task(job)
@@ -110,17 +145,33 @@ class BuilderService:
         task.add_done_callback(self.tasks.discard)
         return web.json_response({"accepted": True, "correlation_id": cid}, status=202)
 
-    async def _run(self, request: Any, kind: str, cid: str) -> dict[str, Any]:
-        result = await self.builder.handle(request, kind, cid or None)
+    async def _run(self, request: Any, kind: str, cid: str, trace_ctx: dict[str, str] | None = None
+                   ) -> dict[str, Any]:
+        with tracing.span_from(trace_ctx or {}, "build", cid, kind=kind):
+            result = await self.builder.handle(request, kind, cid or None)
         data = result.to_dict()
         BUILDS.labels(result.status, str(result.cached).lower()).inc()
         DURATION.observe(result.duration)
+        metrics.BUILD_DURATION.labels(result.status).observe(result.duration)
+        if result.status == STATUS_SUCCEEDED:
+            metrics.BUILD_SUCCESS.labels(str(result.cached).lower()).inc()
+        else:
+            metrics.BUILD_FAILURE.labels(result.status).inc()
         record = self.builder.log.get(result.correlation_id)
+        kind_out = result_kind(result.status).value
         try:
-            data["event_type"] = await self.emitter.emit(result.to_dict())
+            # the result event's ingress and delivery continue this trace (the client sends traceparent)
+            with tracing.span_from(trace_ctx or {}, kind_out, result.correlation_id, status=result.status):
+                data["event_type"] = await self.emitter.emit(result.to_dict())
+            metrics.CLOUDEVENTS.labels(data["event_type"], "emitted").inc()
         except KLError as exc:
             log.error("build result for %s/%s not emitted: %s", result.third_party_id, result.parser_id, exc)
             data["emit_error"] = str(exc)
+            metrics.CLOUDEVENTS.labels(kind_out, "emit_failed").inc()
+        logs.decision("build", outcome=result.status, tenant=result.third_party_id, parser=result.parser_id,
+                      content_hash=result.content_hash, cached=result.cached, duration=result.duration,
+                      error=result.error_message or None, emitted=data.get("event_type"),
+                      correlation_id=result.correlation_id)
         if record is not None and record.result is not None:
             record.result.update({k: data[k] for k in ("event_type", "emit_error") if k in data})
         log.info("%s %s/%s %s %.3fs%s", data.get("event_type", result.status), result.third_party_id,
@@ -201,7 +252,8 @@ SERVICE_KEY = web.AppKey("builder", BuilderService)
 
 def make_app(settings: Settings, config: BuilderConfig | None = None, builder: Builder | None = None) -> web.Application:
     service = BuilderService(settings, config or BuilderConfig.from_env(), builder)
-    app = web.Application(middlewares=[auth_middleware(settings.token, ("/apis/",))], client_max_size=16 * 1024 * 1024)
+    protected = ("/",) if os.environ.get("KL_RECEIVER_TOKEN") == "1" else ("/apis/",)
+    app = web.Application(middlewares=[auth_middleware(settings.token, protected)], client_max_size=16 * 1024 * 1024)
     app[SERVICE_KEY] = service
     app.router.add_post("/", service.receive)
     app.router.add_get("/readyz", service.readyz)

@@ -1,5 +1,5 @@
-"""Build guards: a priority-ordered concurrency limit, a failure backoff window and a
-token-bucket rate limit. Decisions take ``now`` as an argument, so they are plain
+"""Build guards: a priority-ordered concurrency limit and a failure backoff window (the
+build rate limit is :class:`knative_lambda.platform.limits.TokenBucket`). Decisions take ``now`` as an argument, so they are plain
 data tests; only :class:`PriorityGate` touches asyncio (it parks waiters).
 
 Priority: job.start carries 1..10 (10 most urgent); build.start and rebuild.start
@@ -93,29 +93,6 @@ class Backoff:
 
     def succeeded(self, key: tuple[str, str, str]) -> None:
         self._until.pop(key, None)
-
-
-@dataclass
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; ``take`` says how long to wait."""
-
-    rate: float
-    burst: int
-    tokens: float = -1.0
-    stamp: float = 0.0
-
-    def take(self, now: float) -> float:
-        """0.0 when a token was taken; otherwise the seconds until one is available."""
-        if self.rate <= 0:
-            return 0.0  # rate limiting disabled
-        if self.tokens < 0:  # first use: start full
-            self.tokens, self.stamp = float(self.burst), now
-        self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
 
 
 def priority_of(kind: str, priority: int | None) -> int:

@@ -215,8 +215,11 @@ def create_app(
     executor = executor or LocalExecutor(
         settings.gateway_url, settings.broker_url, settings.token, builder_url=settings.builder_url
     )
+    # POST / takes the token too when the broker sends it (KL_RECEIVER_TOKEN=1, set by kl up;
+    # see broker/auth.py): else anyone on the machine could deploy or delete services.
+    protected = ("/",) if os.environ.get("KL_RECEIVER_TOKEN") == "1" else ("/apis",)
     app = web.Application(
-        middlewares=[auth_middleware(settings.token, ("/apis",))], client_max_size=2 * 1024**2
+        middlewares=[auth_middleware(settings.token, protected)], client_max_size=2 * 1024**2
     )
     app[STATE_KEY] = _State(settings, config)
     app[EXECUTOR_KEY] = executor

@@ -100,11 +100,18 @@ def test_function_actions_and_probes(config: dict[str, Any]) -> None:
     service = deployed["service"]
     assert probes.function_reachable(service, wait_s=30, configuration=config)
     assert probes.function_reachable("chaos/counter", configuration=config)  # tp/parser form
-    assert probes.instance_count(service, configuration=config) >= 1
-    assert actions.kill_instances(service, 1, configuration=config) == 1
-    # a request brings an instance back; the autoscaler's tick is 0.5 s in tests
-    assert probes.function_reachable(service, wait_s=10, configuration=config)
-    assert actions.await_instances(service, 1, within_s=5, configuration=config) >= 0
+    # a light load keeps an instance up (the test autoscaler scales to zero within seconds)
+    actions.start_load(name="keepalive", kind="http", count=2000, rate=40, duration_s=40,
+                       configuration=config)
+    try:
+        assert actions.await_instances(service, 1, within_s=20, configuration=config) >= 0
+        assert probes.instance_count(service, configuration=config) >= 1
+        assert actions.kill_instances(service, 1, configuration=config) == 1
+        assert actions.await_instances(service, 1, within_s=10, configuration=config) >= 0
+        assert probes.instances_at_least(service, 1, configuration=config)
+    finally:
+        load = actions.stop_load("keepalive", stop=True, configuration=config)
+    assert load["ok"] > 0
     assert probes.deployed_intact(wait_s=10, configuration=config)
     assert probes.dead_letter_depth(configuration=config) == 0
     assert probes.no_builds_in_flight(wait_s=30, configuration=config)

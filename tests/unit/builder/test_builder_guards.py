@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from knative_lambda.platform.builder.guards import Backoff, PriorityGate, TokenBucket, priority_of
+from knative_lambda.platform.builder.guards import Backoff, PriorityGate, priority_of
+from knative_lambda.platform.limits import TokenBucket
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import asyncio
 import time
 from typing import Any
 
+from knative_lambda.platform.builder import metrics
 from knative_lambda.platform.builder.backends.base import BuildInput
 from knative_lambda.platform.builder.config import BuilderConfig
 from knative_lambda.platform.builder.errors import BuildFailed
@@ -127,7 +128,19 @@ class KanikoBackend:
     async def build(self, job: BuildInput) -> dict[str, Any]:
         manifest = self.manifest_for(job)
         validate(manifest)
-        await asyncio.to_thread(self._run_job, manifest)
+        started = time.monotonic()
+        try:
+            await asyncio.to_thread(self._run_job, manifest)
+        except BuildFailed as exc:
+            metrics.K8S_JOBS_FAILED.labels("timeout" if "did not finish" in str(exc) else "failed").inc()
+            raise
+        except BaseException:
+            metrics.K8S_JOBS_FAILED.labels("error").inc()
+            raise
+        else:
+            metrics.K8S_JOBS_SUCCEEDED.inc()
+        finally:
+            metrics.K8S_JOB_DURATION.observe(time.monotonic() - started)
         return {"image": job.config.image_uri, "job": manifest["metadata"]["name"]}
 
     def _run_job(self, manifest: dict[str, Any]) -> None:
@@ -150,6 +163,7 @@ class KanikoBackend:
             batch.create_namespaced_job(ns, manifest)
         except ApiException as exc:
             raise BuildFailed(f"cannot create Job {ns}/{name}: {exc.reason}") from None
+        metrics.K8S_JOBS_CREATED.inc()
         deadline = time.monotonic() + self.config.timeout_s + 30
         while time.monotonic() < deadline:
             status = batch.read_namespaced_job_status(name, ns).status
