@@ -35,9 +35,11 @@ def run(target: Any, params: Mapping[str, Any], rec: Recorder) -> None:
         sent_at: dict[str, float] = {}
         wanted = {e.get_attributes()["correlationid"] for e in events}
 
+        auth = {"Authorization": f"Bearer {target.settings.token}"} if target.settings.token else {}
+
         def headers(i: int) -> dict[str, str]:
             sent_at[events[i].get_attributes()["correlationid"]] = time.time()
-            return encoded[i][0]
+            return {**encoded[i][0], **auth}
 
         outcomes = post_all(target.ingress_url(), [body for _, body in encoded], headers=headers,
                             concurrency=int(params.get("concurrency", 50)))

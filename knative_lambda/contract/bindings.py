@@ -44,8 +44,40 @@ _JSON_MEDIA_RE = JSONFormat.JSON_CONTENT_TYPE_PATTERN
 
 def _text(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
+        # Not "replace": bytes that are not UTF-8 stay visible (as lone surrogates)
+        # so the envelope check rejects them instead of a silently changed value.
+        return bytes(value).decode("utf-8", "surrogateescape")
     return value if isinstance(value, str) else str(value)
+
+
+def _lowered(pairs: Any) -> tuple[dict[str, str], list[Problem]]:
+    """Headers by lowercase name; a ce- header sent twice is a problem, not "last wins".
+
+    ``pairs`` is ``headers.items()``: a multi-dict (aiohttp, httpx) yields every
+    occurrence, so duplicates are seen; a plain dict can only show case variants.
+    """
+    out: dict[str, str] = {}
+    problems: list[Problem] = []
+    for key, value in pairs:
+        name = str(key).lower()
+        if name in out and name.startswith(_CE):
+            problems.append(
+                Problem(f"header {name}", "duplicate: sent more than once; send it once")
+            )
+        out[name] = _text(value)
+    return out, problems
+
+
+def _unquote(name: str, value: str) -> tuple[str, list[Problem]]:
+    """A binary-mode header value, percent-decoded strictly (the bytes must be UTF-8)."""
+    if "%" not in value:
+        return value, []
+    try:
+        return unquote(value, errors="strict"), []
+    except UnicodeDecodeError:
+        return value, [
+            Problem(f"attribute {name[len(_CE):]}", "percent-encoded bytes are not UTF-8")
+        ]
 
 
 def _as_bytes(body: Any) -> bytes:
@@ -60,15 +92,27 @@ def _media(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
+def _no_constants(name: str) -> Any:
+    raise _NotJSON(f"{name} is not a JSON number (RFC 8259)")
+
+
+class _NotJSON(ValueError):
+    pass
+
+
 def _parse_json(body: bytes, where: str) -> tuple[Any, list[Problem]]:
     try:
-        return json.loads(body.decode("utf-8")), []
+        return json.loads(body.decode("utf-8"), parse_constant=_no_constants), []
     except UnicodeDecodeError:
         return None, [Problem(where, "is not UTF-8 text")]
     except json.JSONDecodeError as e:
         return None, [Problem(where, f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}")]
     except RecursionError:
         return None, [Problem(where, "invalid JSON: nested too deeply")]
+    except _NotJSON as e:
+        return None, [Problem(where, f"invalid JSON: {e}")]
+    except ValueError:  # int() refuses more than sys.get_int_max_str_digits() digits
+        return None, [Problem(where, "invalid JSON: a number has too many digits")]
 
 
 def _encode(fn: Any, event: CloudEvent) -> Any:
@@ -92,7 +136,11 @@ def _structured(body: bytes, content_type: str) -> CloudEvent:
 
 
 def _binary(
-    ce_headers: dict[str, str], content_type: str | None, body: bytes, decode: Any
+    ce_headers: dict[str, str],
+    content_type: str | None,
+    body: bytes,
+    decode: Any,
+    header_problems: list[Problem] | None = None,
 ) -> CloudEvent:
     """Pre-check binary-mode parts, then let the SDK decode with our checked factory."""
     if not ce_headers:
@@ -108,7 +156,8 @@ def _binary(
     attrs: dict[str, Any] = {k[len(_CE) :]: v for k, v in ce_headers.items()}
     if content_type is not None:
         attrs["datacontenttype"] = content_type
-    problems: list[Problem] = take_time(attrs)
+    problems: list[Problem] = list(header_problems or ())
+    problems += take_time(attrs)
     if body and _JSON_MEDIA_RE.match(content_type or JSONFormat.DEFAULT_CONTENT_TYPE):
         problems += _parse_json(body, "body")[1]
     problems += attribute_problems(attrs)
@@ -140,20 +189,29 @@ def from_http(headers: Mapping[str, Any], body: bytes | str | None) -> CloudEven
     """The CloudEvent in an HTTP request; binary or structured mode by content type.
 
     Header names are case-insensitive; ``headers`` may be any mapping
-    (aiohttp's CIMultiDict, httpx.Headers, a dict).
+    (aiohttp's CIMultiDict, httpx.Headers, a dict). Pass the multi-dict itself
+    (``request.headers``, not ``dict(...)``) so a ce- header sent twice is
+    rejected rather than one copy silently winning.
     """
-    lowered = {str(k).lower(): _text(v) for k, v in headers.items()}
+    lowered, problems = _lowered(headers.items())
     raw = _as_bytes(body)
     content_type = lowered.get("content-type")
     if _media(content_type).startswith("application/cloudevents"):
+        if problems:
+            raise ContractError(problems)
         return _structured(raw, content_type or "")
-    ce_headers = {k: unquote(v) for k, v in lowered.items() if k.startswith(_CE)}
+    ce_headers: dict[str, str] = {}
+    for k, v in lowered.items():
+        if k.startswith(_CE):
+            ce_headers[k], bad = _unquote(k, v)
+            problems += bad
     message = ce_http.HTTPMessage(headers=lowered, body=raw)
     return _binary(
         ce_headers,
         content_type,
         raw,
         lambda factory: ce_http.from_binary(message, _JSON_FORMAT, factory),
+        problems,
     )
 
 
@@ -179,7 +237,7 @@ def from_amqp(
     raw = _as_bytes(body)
     if _media(content_type).startswith("application/cloudevents"):
         return _structured(raw, content_type or "")
-    text_headers = {str(k).lower(): _text(v) for k, v in (headers or {}).items()}
+    text_headers, problems = _lowered((headers or {}).items())
     ce_headers = {k: v for k, v in text_headers.items() if k.startswith(_CE)}
     message = ce_rabbitmq.RabbitMQMessage(
         headers=ce_headers, content_type=content_type or None, body=raw
@@ -189,6 +247,7 @@ def from_amqp(
         content_type or None,
         raw,
         lambda factory: ce_rabbitmq.from_binary(message, _JSON_FORMAT, factory),
+        problems,
     )
 
 

@@ -72,8 +72,8 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # CloudEvents Integer
 # CloudEvents 1.0 String: no control characters (U+0000-U+001F, U+007F-U+009F),
 # no lone surrogates, no Unicode noncharacters.
 _BAD_CHAR_RE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
-    + "".join(f"\U{p:04x}fffe\U{p:04x}ffff" for p in range(17))
+    r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(re.escape(chr(p * 0x10000 + 0xFFFE) + chr(p * 0x10000 + 0xFFFF)) for p in range(17))
     + "]"
 )
 _JSON_CT_RE = re.compile(r"^(application|text)/([a-zA-Z0-9\-.]+\+)?json(;.*)?$")

@@ -2,7 +2,8 @@
 
 Each platform process is an aiohttp application built by its own module and
 run with :func:`run_app`, which adds ``GET /healthz`` and ``GET /metrics``
-(Prometheus text format) and the bearer-token check for management routes.
+(Prometheus text format) and JSON error answers (:func:`json_errors`); the
+bearer-token check for management routes is :func:`auth_middleware`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,56 @@ def auth_middleware(token: str, protected_prefixes: tuple[str, ...] = ("/",)):
     return middleware
 
 
+def _http_error_message(request: web.Request, exc: web.HTTPException) -> str:
+    where = f"{request.method} {request.path[:200]}"
+    if exc.status == 404:
+        return f"not found: {where}"
+    if exc.status == 405:
+        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ()))
+        return f"method not allowed: {where}" + (f"; allowed: {allowed}" if allowed else "")
+    if exc.status == 413:
+        return f"request body too large: {exc.text or exc.reason}"
+    detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else ""
+    return f"{exc.reason.lower()}: {detail or where}"
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own error answers (router 404/405, body too large, undecodable body) as JSON.
+
+    Clients of every platform API parse ``{"error": ...}``; aiohttp answers these
+    in text/plain, and a body that fails its Content-Encoding is even a 500.
+    The happy path pays one try block.
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or (exc.content_type or "").endswith("json"):
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+        return web.json_response(
+            {"error": _http_error_message(request, exc)}, status=exc.status, headers=headers
+        )
+    except web.RequestPayloadError as exc:  # e.g. a body that is not the gzip it claims to be
+        cause = exc.__cause__ or exc
+        detail = getattr(cause, "message", "") or str(cause)
+        return web.json_response(
+            {"error": f"body: cannot be read: {' '.join(str(detail).split())}; "
+                      "check its Content-Encoding"},
+            status=400,
+        )
+
+
+_BODY_HEADERS = frozenset(("content-type", "content-length", "content-encoding"))
+
+
+def use_json_errors(app: web.Application) -> web.Application:
+    """Put :func:`json_errors` outermost in ``app`` (once); call before the app starts."""
+    if json_errors not in app.middlewares:
+        app.middlewares.insert(0, json_errors)
+    return app
+
+
 async def _healthz(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -73,6 +124,7 @@ def run_app(app: web.Application, settings: Settings, host: str = "127.0.0.1") -
     """Serve ``app`` on ``settings.port`` until SIGTERM/SIGINT, then shut down cleanly."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     add_standard_routes(app)
+    use_json_errors(app)
 
     async def serve() -> None:
         runner = web.AppRunner(app, access_log=None)

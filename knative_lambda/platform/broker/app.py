@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from knative_lambda.platform.broker import topology
 from knative_lambda.platform.broker.auth import delivery_headers, trusted_prefixes
 from knative_lambda.platform.broker.config import BrokerConfig
 from knative_lambda.platform.broker.dispatcher import TriggerConsumer
+from knative_lambda.platform.broker.errorbody import json_errors
 from knative_lambda.platform.broker.ingress import Ingress
 from knative_lambda.platform.broker.metrics import TriggerCounts
 from knative_lambda.platform.broker.publisher import Publisher
@@ -94,6 +96,9 @@ class BrokerServer:
                 await self.put_trigger(namespace, name, obj, persist=False)
             except TriggerSpecError as exc:
                 log.warning("stored trigger %s/%s skipped: %s", namespace, name, exc)
+            except Exception as exc:  # noqa: BLE001 - one bad stored trigger must never block the start
+                # The file stays on disk: a PUT replaces it, a later start retries it.
+                log.warning("stored trigger %s/%s skipped (%s: %s)", namespace, name, type(exc).__name__, exc)
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
         log.info("broker ready (%s loop): %d trigger(s) restored", loop, len(self.triggers))
 
@@ -245,11 +250,12 @@ def _problems(exc: TriggerSpecError) -> web.Response:
 async def _put_trigger(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
     try:
-        obj = await request.json()
-    except ValueError:
+        obj = json.loads(await request.read())
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than Python recurses
+        reason = "invalid JSON: nested too deeply" if isinstance(exc, RecursionError) else "invalid JSON"
         return web.json_response(
-            {"error": "body must be a JSON Knative Trigger object", "problems": [
-                {"where": "body", "reason": "invalid JSON"}]},
+            {"error": f"body must be a JSON Knative Trigger object: {reason}", "problems": [
+                {"where": "body", "reason": reason}]},
             status=400,
         )
     ns, name = request.match_info["namespace"], request.match_info["name"]
@@ -296,7 +302,7 @@ def build_app(settings: Settings, config: BrokerConfig | None = None) -> web.App
     server = BrokerServer(settings, config)
     app = web.Application(
         # trigger changes: rate limited ("manage" in KL_RATE_LIMITS) and size limited (413)
-        middlewares=[auth_middleware(settings.token), management_middleware(RateLimiter())],
+        middlewares=[json_errors, auth_middleware(settings.token), management_middleware(RateLimiter())],
         client_max_size=server.config.max_event_bytes,
     )
     app[SERVER_KEY] = server

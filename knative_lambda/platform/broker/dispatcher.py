@@ -282,7 +282,11 @@ class TriggerConsumer:
         except ContractError as exc:
             log.warning("trigger %s: reply is not a valid CloudEvent, ignored: %s", self.spec.key, exc)
             return
-        await self._publisher.publish(self.spec.namespace, self.spec.broker, reply)
+        try:
+            await self._publisher.publish(self.spec.namespace, self.spec.broker, reply)
+        except ContractError as exc:  # attributes too large for AMQP: nothing was sent
+            log.warning("trigger %s: reply cannot be published, ignored: %s", self.spec.key, exc)
+            return
         self.counts.replied += 1
         self._replied.inc()
 
@@ -297,7 +301,11 @@ class TriggerConsumer:
                 "trigger %s: dead-letter sink %s failed (%s); using the dead-letter queue",
                 self.spec.key, sink, result.status or result.error,
             )
-        await self._publisher.publish_message("", self.dlq, amqp_message(dead))
+        try:
+            message = amqp_message(dead, self._publisher.frame_max())
+        except ContractError:  # the error extensions pushed it past a frame: keep the original
+            message = amqp_message(event, self._publisher.frame_max())
+        await self._publisher.publish_message("", self.dlq, message)
 
     async def _dead_letter_raw(self, message: AbstractIncomingMessage, reason: str) -> None:
         headers = dict(message.headers or {})

@@ -30,6 +30,9 @@ CORE_ATTRIBUTES = frozenset(
 LEAF_DIALECTS = ("exact", "prefix", "suffix")
 NESTED_DIALECTS = ("all", "any", "not")
 DIALECTS = LEAF_DIALECTS + NESTED_DIALECTS
+# all/any/not nesting limit: real filters are a few levels deep, and evaluation,
+# storage and listing recurse, so an unbounded depth is a RecursionError (500).
+MAX_FILTER_DEPTH = 32
 
 
 def string_attributes(attributes: Mapping[str, Any]) -> dict[str, str]:
@@ -99,11 +102,13 @@ def validate_filters(filters: Any, where: str = "spec.filters") -> list[str]:
         return [f"{where}: must be a list of filter expressions"]
     problems: list[str] = []
     for i, expr in enumerate(filters):
-        problems += _validate_expression(expr, f"{where}[{i}]")
+        problems += _validate_expression(expr, f"{where}[{i}]", 1)
     return problems
 
 
-def _validate_expression(expr: Any, where: str) -> list[str]:
+def _validate_expression(expr: Any, where: str, depth: int) -> list[str]:
+    if depth > MAX_FILTER_DEPTH:
+        return [f"{where}: filters nested more than {MAX_FILTER_DEPTH} levels deep"]
     if not isinstance(expr, dict) or len(expr) != 1:
         return [f"{where}: must be an object with exactly one of {', '.join(DIALECTS)}"]
     (dialect, arg), = expr.items()
@@ -115,9 +120,9 @@ def _validate_expression(expr: Any, where: str) -> list[str]:
     if dialect in ("all", "any"):
         if not isinstance(arg, list):
             return [f"{where}.{dialect}: must be a list of filter expressions"]
-        return [p for i, e in enumerate(arg) for p in _validate_expression(e, f"{where}.{dialect}[{i}]")]
+        return [p for i, e in enumerate(arg) for p in _validate_expression(e, f"{where}.{dialect}[{i}]", depth + 1)]
     if dialect == "not":
-        return _validate_expression(arg, f"{where}.not")
+        return _validate_expression(arg, f"{where}.not", depth + 1)
     if dialect == "cesql":
         return [f"{where}.cesql: CESQL is not supported by this broker; use exact/prefix/suffix/all/any/not"]
     return [f"{where}: unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}"]

@@ -66,6 +66,10 @@ class Ingress:
                 await publisher.publish(ns, broker, event)
         except PublishError as exc:
             return _error(503, str(exc))
+        except ContractError as exc:  # valid CloudEvent, but more than an AMQP message carries
+            EVENTS.labels(ns, broker, "", "rejected").inc()
+            too_big = any(p.where == "attributes" for p in exc.problems)
+            return web.json_response(exc.to_dict(), status=413 if too_big else 400)
         EVENTS.labels(ns, broker, "", "published").inc()
         return web.json_response({"id": event.get_id()}, status=202)
 

@@ -16,6 +16,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from knative_lambda.contract.bindings import to_amqp
+from knative_lambda.contract.errors import ContractError, Problem
 from knative_lambda.errors import PlatformError
 from knative_lambda.platform import tracing
 from knative_lambda.platform.broker import topology
@@ -25,15 +26,51 @@ class PublishError(PlatformError):
     """RabbitMQ did not confirm a publish (down, reconnecting or refused)."""
 
 
-def amqp_message(event: Any) -> aio_pika.Message:
+# AMQP 0-9-1 carries the properties (headers included) in ONE content-header
+# frame, and message_id is a shortstr. A message past either is a frame error
+# that closes the whole connection (every publish in flight then fails), so it
+# is refused before it is sent.
+DEFAULT_FRAME_MAX = 131072  # RabbitMQ's default frame_max, when the tune is not known
+SHORTSTR_MAX = 255
+HEADER_FRAME_RESERVE = 1024  # frame envelope, fixed fields and the broker's own headers (traceparent)
+
+
+def header_bytes(headers: dict[str, Any], content_type: str, message_id: str) -> int:
+    """Bytes the properties take on the wire (table entries: name, type, 4-byte length, value). Pure."""
+    size = len(content_type.encode()) + len(message_id.encode()) + 16
+    for key, value in headers.items():
+        size += len(key.encode()) + 6 + len(str(value).encode("utf-8", "surrogatepass"))
+    return size
+
+
+def message_problems(headers: dict[str, Any], content_type: str, message_id: str,
+                     frame_max: int = DEFAULT_FRAME_MAX) -> list[Problem]:
+    """Why a message cannot go over AMQP (empty = it can). Pure."""
+    problems = []
+    if len(message_id.encode("utf-8", "surrogatepass")) > SHORTSTR_MAX:
+        problems.append(Problem("attribute id", f"longer than {SHORTSTR_MAX} bytes (RabbitMQ message id)"))
+    limit = frame_max - HEADER_FRAME_RESERVE
+    size = header_bytes(headers, content_type, message_id)
+    if size > limit:
+        problems.append(Problem("attributes", f"{size} bytes of attributes; at most {limit} fit in "
+                                              "one RabbitMQ frame (move large values into data)"))
+    return problems
+
+
+def amqp_message(event: Any, frame_max: int = DEFAULT_FRAME_MAX) -> aio_pika.Message:
+    """The persistent message for ``event``; :class:`ContractError` if AMQP cannot carry it."""
     headers, body, content_type = to_amqp(event)
+    message_id = str(event.get_id())
+    problems = message_problems(headers, content_type, message_id, frame_max)
+    if problems:
+        raise ContractError(problems, "event cannot be published")
     tracing.inject(headers)  # the current span's traceparent (ingress, or a reply's delivery)
     return aio_pika.Message(
         body,
         headers=headers,
         content_type=content_type,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=str(event.get_id()),
+        message_id=message_id,
     )
 
 
@@ -72,9 +109,18 @@ class Publisher:
         except Exception as exc:  # aiormq/aio-pika raise many types while reconnecting
             raise PublishError(f"RabbitMQ unavailable ({type(exc).__name__}: {exc}); retry") from exc
 
+    def frame_max(self) -> int:
+        """The negotiated frame_max of the publishing connection (RabbitMQ's default until known)."""
+        try:
+            tune = self._connection.transport.connection.connection_tune  # type: ignore[attr-defined]
+            return int(tune.frame_max) or DEFAULT_FRAME_MAX
+        except (AttributeError, TypeError, ValueError):
+            return DEFAULT_FRAME_MAX
+
     async def publish(self, namespace: str, broker: str, event: Any) -> None:
+        """Publish ``event``; :class:`ContractError` (nothing sent) if AMQP cannot carry it."""
         await self.publish_message(
             topology.exchange_name(namespace, broker),
             topology.routing_key(str(event.get_type())),
-            amqp_message(event),
+            amqp_message(event, self.frame_max()),
         )

@@ -41,6 +41,6 @@ class TriggerStore:
             try:
                 doc = json.loads(path.read_text())
                 out.append((doc["namespace"], doc["name"], doc["object"]))
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
                 log.warning("skipping unreadable trigger file %s: %s", path, exc)
         return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from knative_lambda.errors import ConfigError
 from knative_lambda.platform.broker import filters as flt
@@ -25,6 +26,11 @@ PARALLELISM_ANNOTATION = "rabbitmq.eventing.knative.dev/parallelism"
 API_VERSION = "eventing.knative.dev/v1"
 DEFAULT_BACKOFF_DELAY = 0.2  # seconds, when retries are asked for without a delay
 MAX_PARALLELISM = 1000
+# Bounds on delivery: a retry count or delay past these is a typo, and an
+# unbounded one overflows the exponential schedule (1e6 retries -> 2**999999).
+MAX_RETRY = 100
+MAX_BACKOFF_DELAY = 3600.0  # seconds (1 h)
+MAX_TIMEOUT = 3600.0  # seconds per attempt
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 # PnYnMnDTnHnMnS / PnW; years and months have no fixed length, so they are refused.
@@ -213,10 +219,19 @@ def _subscriber_uri(value: Any, where: str, problems: list[str], required: bool)
             problems.append(f"{where}.ref: object references are not resolvable here; give {where}.uri")
             return ""
         value = value.get("uri")
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        problems.append(f"{where}.uri: must be an http:// or https:// URL")
+    if not isinstance(value, str) or not _http_url_with_host(value):
+        problems.append(f"{where}.uri: must be an http:// or https:// URL with a host")
         return ""
     return value
+
+
+def _http_url_with_host(value: str) -> bool:
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        return False
+    return url.scheme in ("http", "https") and bool(url.hostname) and value.isprintable() and " " not in value
 
 
 def _parse_delivery(obj: Any, problems: list[str]) -> Delivery:
@@ -226,8 +241,8 @@ def _parse_delivery(obj: Any, problems: list[str]) -> Delivery:
         problems.append("spec.delivery: must be an object")
         return Delivery()
     retry = obj.get("retry", 0)
-    if not isinstance(retry, int) or isinstance(retry, bool) or retry < 0:
-        problems.append("spec.delivery.retry: must be a non-negative integer")
+    if not isinstance(retry, int) or isinstance(retry, bool) or not 0 <= retry <= MAX_RETRY:
+        problems.append(f"spec.delivery.retry: must be an integer 0..{MAX_RETRY}")
         retry = 0
     policy = obj.get("backoffPolicy", "exponential")
     if policy not in ("linear", "exponential"):
@@ -237,14 +252,18 @@ def _parse_delivery(obj: Any, problems: list[str]) -> Delivery:
     if obj.get("backoffDelay") is not None:
         try:
             delay = parse_duration(obj["backoffDelay"])
+            if delay > MAX_BACKOFF_DELAY:
+                problems.append(f"spec.delivery.backoffDelay: at most PT{MAX_BACKOFF_DELAY:g}S (1 h)")
+                delay = DEFAULT_BACKOFF_DELAY
         except ConfigError as exc:
             problems.append(f"spec.delivery.backoffDelay: {exc}")
     timeout = None
     if obj.get("timeout") is not None:
         try:
             timeout = parse_duration(obj["timeout"])
-            if timeout <= 0:
-                problems.append("spec.delivery.timeout: must be positive")
+            if not 0 < timeout <= MAX_TIMEOUT:
+                problems.append(f"spec.delivery.timeout: must be positive and at most PT{MAX_TIMEOUT:g}S (1 h)")
+                timeout = None
         except ConfigError as exc:
             problems.append(f"spec.delivery.timeout: {exc}")
     sink = _subscriber_uri(obj.get("deadLetterSink"), "spec.delivery.deadLetterSink", problems, False)

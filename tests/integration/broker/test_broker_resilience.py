@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 
@@ -13,6 +14,7 @@ from knative_lambda.contract.errors import ContractError
 from knative_lambda.errors import PlatformError, ServiceUnavailable
 from knative_lambda.harness.services import resolve_rabbitmq
 from knative_lambda.platform.broker.client import BrokerClient
+from knative_lambda.platform.broker.store import TriggerStore
 from knative_lambda.platform.broker.triggers import trigger_object
 
 from .conftest import parser_event, spawn_broker, unique_name
@@ -104,3 +106,19 @@ async def test_triggers_are_restored_after_a_broker_restart(start_broker, receiv
     assert client.delete_trigger(name) is False
     assert client.get_trigger(name) is None
     await client.aclose()
+
+
+def test_unusable_stored_triggers_are_skipped_at_start(start_broker, tmp_path):
+    """A stored trigger that cannot be restored is logged and skipped; the broker still starts."""
+    data = tmp_path / "bad-store"
+    store = TriggerStore(data)
+    store.save("default", "good", trigger_object("good", "http://127.0.0.1:9/"))
+    store.save("default", "huge-retry", trigger_object("huge-retry", "http://127.0.0.1:9/",
+                                                       delivery={"retry": 1_000_000}))
+    store.root.joinpath("default.odd.json").write_text(json.dumps({"namespace": 5, "name": "odd", "object": {}}))
+    deep = "[" * 100_000 + "]" * 100_000
+    store.root.joinpath("default.deep.json").write_text(f'{{"namespace":"default","name":"deep","object":{deep}}}')
+    bp = start_broker(data)
+    assert [t["name"] for t in bp.client().list_triggers()] == ["good"]
+    assert bp.client().delete_trigger("good") is True
+    assert bp.log_text().count("skipp") >= 3
