@@ -253,9 +253,11 @@ def parse_budgets(text: str, source: str = "<budgets>") -> Budgets:
 def load_budgets(path: Path) -> Budgets:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read budget file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read budget file (not UTF-8 text)") from None
     return parse_budgets(text, str(path))
 
 

@@ -239,13 +239,19 @@ def save(record: RunRecord, path: Path) -> None:
 def load(path: Path) -> RunRecord:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read result file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a result file: not UTF-8 text") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a result file: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer over sys.get_int_max_str_digits() digits
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     return RunRecord.from_dict(data, str(path))
 
 

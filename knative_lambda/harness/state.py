@@ -52,8 +52,12 @@ def load(path: Path | str | None = None) -> State:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"no platform state at {path}: run 'kl up' first (or pass --state)") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, a huge integer
         raise ConfigError(f"cannot read state file {path}: {exc}; remove it or run 'kl down'") from None
+    except RecursionError:
+        raise ConfigError(
+            f"cannot read state file {path}: JSON nested too deeply; remove it or run 'kl down'"
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"state file {path} is not a JSON object; remove it or run 'kl down'")
     known = {f.name for f in fields(State)}

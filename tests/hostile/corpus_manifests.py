@@ -75,7 +75,7 @@ TRIGGER_CASES: list[HttpCase] = _cases("trigger", _T, [
     _t("null", None, "must be a json object"),
     _t("empty-body", b"", "invalid json"),
     _t("deep-json", b'{"spec":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "json", bug=BUG_TRIGGER_RECURSION),
-    _t("oversize", b'{"spec": "' + b"a" * (2 * 1024 * 1024) + b'"}', status=(413,), bug=ROUTER_TEXT),
+    _t("oversize", b'{"spec": "' + b"a" * (2 * 1024 * 1024) + b'"}', status=(413,)),
     _t("wrong-api-version", {**trigger(), "apiVersion": "serving.knative.dev/v1"}, "apiversion"),
     _t("wrong-kind", {**trigger(), "kind": "Service"}, "kind: must be trigger"),
     _t("metadata-not-object", {**trigger(), "metadata": ["x"]}, "metadata: must be an object"),
@@ -150,8 +150,8 @@ TRIGGER_CASES: list[HttpCase] = _cases("trigger", _T, [
     _t("name-encoded-slash", trigger(), "not a dns-1123 label", name="a%2Fb"),
     _t("name-nul", trigger(), "not a dns-1123 label", name="a%00b"),
     # methods
-    _t("method-post", trigger(), "method not allowed", status=(405,), method="POST", bug=ROUTER_TEXT),
-    _t("method-patch", trigger(), "method not allowed", status=(405,), method="PATCH", bug=ROUTER_TEXT),
+    _t("method-post", trigger(), "method not allowed", status=(405,), method="POST"),
+    _t("method-patch", trigger(), "method not allowed", status=(405,), method="PATCH"),
     _t("get-unknown", b"", "no trigger", status=(404,), method="GET", name="hostile-never-created"),
     _t("delete-unknown", b"", "no trigger", status=(404,), method="DELETE", name="hostile-never-created"),
 ])

@@ -31,7 +31,6 @@ from knative_lambda.platform.broker import filters as flt
 from knative_lambda.platform.broker.triggers import backoff_delays, parse_trigger
 from knative_lambda.platform.builder import archive
 from knative_lambda.platform.builder.errors import ArchiveRejected
-from tests.hostile.corpus_events import BUG_BIG_INT, BUG_CONTROL_CHARS
 from tests.hostile.corpus_manifests import BUG_TRIGGER_RETRY
 
 FAST = settings(max_examples=150, deadline=None, derandomize=True,
@@ -246,7 +245,6 @@ def _doc(id_: str, extra: str) -> dict[str, Any]:
             "type": f"{_PREFIX}.parser.start", "subject": "parser-1", "note": extra, "data": {"x": 1}}
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_CONTROL_CHARS)
 @FAST
 @given(_text, _text)
 @example("a\x00b", "ok")
@@ -269,7 +267,6 @@ def _digits(number: int) -> bytes:
         sys.set_int_max_str_digits(saved)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_BIG_INT)
 @FAST
 @given(st.integers())
 @example(10**5000)

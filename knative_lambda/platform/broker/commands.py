@@ -119,6 +119,8 @@ def parse_batch(lines: list[str], prefix: str) -> list[Any]:
             events.append(event)
         except ValueError as exc:
             problems.append(f"line {n}: invalid JSON ({exc})")
+        except RecursionError:
+            problems.append(f"line {n}: invalid JSON (nested too deeply)")
         except (ConfigError, ContractError) as exc:
             problems.append(f"line {n}: {exc}")
     if problems:
@@ -156,6 +158,8 @@ def emit(type_: str | None, source: str | None, subject: str | None, data_json: 
             data = json.loads(data_json)
         except ValueError as exc:
             raise ConfigError(f"--data is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ConfigError("--data is not valid JSON: nested too deeply") from None
         events = [build_event(type_, source, subject, data, settings.event_prefix)]
     client = BrokerClient(settings.broker_url, settings.token, namespace=namespace, broker=broker)
     try:
@@ -167,9 +171,11 @@ def emit(type_: str | None, source: str | None, subject: str | None, data_json: 
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text()
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read {path}: not UTF-8 text") from None
 
 
 # --- triggers --------------------------------------------------------------------------

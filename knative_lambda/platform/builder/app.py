@@ -49,7 +49,7 @@ from knative_lambda.platform.builder.artifact import absolute
 from knative_lambda.platform.builder.config import BuilderConfig
 from knative_lambda.platform.builder.emitter import Emitter, result_kind
 from knative_lambda.platform.builder.service import Builder
-from knative_lambda.platform.http import auth_middleware
+from knative_lambda.platform.http import auth_middleware, use_json_errors
 from knative_lambda.platform.limits import Quotas, TokenBucket, quota_problem, retry_after_header
 from knative_lambda.settings import Settings
 
@@ -254,6 +254,7 @@ def make_app(settings: Settings, config: BuilderConfig | None = None, builder: B
     service = BuilderService(settings, config or BuilderConfig.from_env(), builder)
     protected = ("/",) if os.environ.get("KL_RECEIVER_TOKEN") == "1" else ("/apis/",)
     app = web.Application(middlewares=[auth_middleware(settings.token, protected)], client_max_size=16 * 1024 * 1024)
+    use_json_errors(app)
     app[SERVICE_KEY] = service
     app.router.add_post("/", service.receive)
     app.router.add_get("/readyz", service.readyz)

@@ -66,14 +66,14 @@ class ArtifactStore:
         """An artifact by key, image tag or full image URI (``...:tag``)."""
         if "/" in ref or ".." in ref:
             ref = ref.rsplit(":", 1)[-1]
-        if "/" in ref or ref.startswith("."):
+        if "/" in ref or ref.startswith(".") or "\x00" in ref:  # a NUL is no file name
             return None
         manifest = self.lookup(ref)
         if manifest is not None:
             return ref, manifest
         try:
             key = (self.index / ref).read_text().strip()
-        except OSError:
+        except (OSError, ValueError):
             return None
         manifest = self.lookup(key)
         return (key, manifest) if manifest is not None else None

@@ -11,11 +11,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
 
-CLOUDEVENTS = Counter("cloudevents_total", "CloudEvents through the builder", ["type", "outcome"])
+# The broker's cloudevents_total has other labels; one Python process holding both
+# (tests, in-process use) cannot register both, so this one is registered by the
+# builder process itself (register_process_metrics), not at import.
+CLOUDEVENTS = Counter("cloudevents_total", "CloudEvents through the builder", ["type", "outcome"],
+                      registry=None)
 BUILD_REQUESTS = Counter("build_requests_total", "Build requests accepted", ["kind"])
 BUILD_DURATION = Histogram("build_request_duration_seconds", "Build request to result", ["status"],
                            buckets=BUCKETS)
@@ -29,3 +33,8 @@ K8S_JOBS_SUCCEEDED = Counter("k8s_job_succeeded_total", "Kaniko Jobs that comple
 K8S_JOBS_FAILED = Counter("k8s_job_failed_total", "Kaniko Jobs that failed or timed out", ["reason"])
 K8S_JOB_DURATION = Histogram("k8s_job_duration_seconds", "Kaniko Job submitted -> finished",
                              buckets=BUCKETS)
+
+
+def register_process_metrics() -> None:
+    """Export ``cloudevents_total`` from the builder process (see above)."""
+    REGISTRY.register(CLOUDEVENTS)

@@ -138,7 +138,7 @@ async def receive(request: web.Request) -> web.Response:
     executor: Executor = request.app[EXECUTOR_KEY]  # type: ignore[assignment]
     body = await request.read()
     try:
-        event = bindings.from_http(dict(request.headers), body)
+        event = bindings.from_http(request.headers, body)  # the multi-dict: duplicates show
         validate(event, state.config.prefix)
     except ContractError as e:
         EVENTS.labels("rejected").inc()
@@ -204,7 +204,7 @@ def create_app(
     executor: Any | None = None,
 ) -> web.Application:
     """The deployer's aiohttp application (``run_app`` adds /healthz and /metrics)."""
-    from knative_lambda.platform.http import auth_middleware
+    from knative_lambda.platform.http import auth_middleware, use_json_errors
 
     options = options or DeployerOptions.from_env()
     config = deployer_config(settings, options.mode, options)
@@ -221,6 +221,7 @@ def create_app(
     app = web.Application(
         middlewares=[auth_middleware(settings.token, protected)], client_max_size=2 * 1024**2
     )
+    use_json_errors(app)
     app[STATE_KEY] = _State(settings, config)
     app[EXECUTOR_KEY] = executor
     app.router.add_post("/", receive)

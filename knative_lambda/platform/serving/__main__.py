@@ -17,7 +17,12 @@ import sys
 from aiohttp import web
 
 from knative_lambda.errors import KLError
-from knative_lambda.platform.http import add_standard_routes, auth_middleware, run_app
+from knative_lambda.platform.http import (
+    add_standard_routes,
+    auth_middleware,
+    run_app,
+    use_json_errors,
+)
 from knative_lambda.platform.limits import management_middleware
 from knative_lambda.platform.observe import setup_process
 from knative_lambda.platform.serving import api
@@ -39,6 +44,7 @@ def build_app(settings: Settings, env: dict[str, str] | None = None) -> web.Appl
         middlewares=[auth_middleware(settings.token, ("/apis",)), management_middleware(gateway.limiter)],
         client_max_size=32 * 1024 * 1024,
     )
+    use_json_errors(app)
     app["gateway"] = gateway
     add_standard_routes(app)  # before the catch-all route of the data plane
     api.add_routes(app, gateway)

@@ -106,6 +106,8 @@ def add_routes(app: web.Application, gateway: Gateway) -> None:
             doc = await request.json()
         except (ValueError, UnicodeDecodeError) as exc:
             return _bad([("body", f"not JSON: {exc}")])
+        except web.RequestPayloadError:
+            return _bad([("body", "not JSON: it does not decode with its Content-Encoding")])
         except RecursionError:
             return _bad([("body", "not JSON we accept: nested too deeply")])
         try:

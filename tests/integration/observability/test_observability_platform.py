@@ -31,9 +31,20 @@ from knative_lambda.platform import tracing
 from knative_lambda.settings import Settings
 
 HELLO = b"def handle(event):\n    return {'message': 'hello'}\n"
-ENV_FN = (b"import os, resource\n"
-          b"def handle(event):\n"
-          b"    return {'env': dict(os.environ), 'rlimit_as': resource.getrlimit(resource.RLIMIT_AS)[0]}\n")
+ENV_FN = b"""import os, resource
+
+def readable(pid):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return b"KL_TOKEN=" in f.read()
+    except OSError:
+        return False
+
+def handle(event):
+    pids = [p for p in (event or {}).get("pids", []) if readable(p)]
+    return {"env": dict(os.environ), "rlimit_as": resource.getrlimit(resource.RLIMIT_AS)[0],
+            "token_in_environ_of": pids}
+"""
 PLATFORM_ENV = {
     **LOCAL_TEST_ENV,
     "KL_QUOTA_SERVICES": "2",
@@ -135,7 +146,9 @@ def test_unauthenticated_calls_are_rejected(platform: Any) -> None:
 
 def test_function_code_sees_no_platform_secret(platform: Any) -> None:
     fn = platform.deploy("envtest", "printenv", ENV_FN, timeout=60)
-    answer = platform.invoke(fn, {})
+    state = json.loads((Path(platform.settings.data_dir).parent / "env.json").read_text())
+    pids = [rec["pid"] for rec in state["components"].values()]
+    answer = platform.invoke(fn, {"pids": pids})
     assert answer.status == 200, answer.body
     result = answer.body["eventEntries"][0]
     env = result["env"]
@@ -145,6 +158,8 @@ def test_function_code_sees_no_platform_secret(platform: Any) -> None:
     assert not [v for v in env.values() for s in secrets if s and s in v]
     assert env["K_SERVICE"] == fn.service
     assert result["rlimit_as"] > 0  # a memory limit (RLIMIT_AS) is set
+    # nor can it read them from the platform processes' /proc/<pid>/environ
+    assert result["token_in_environ_of"] == []
 
 
 # --- tracing -----------------------------------------------------------------------------

@@ -39,7 +39,9 @@ def test_store_commit_lookup_resolve(tmp_path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.parametrize("ref", ["../etc", "nope", ".tmp-x", "a/../../b", ""])
+@pytest.mark.parametrize(
+    "ref", ["../etc", "nope", ".tmp-x", "a/../../b", "", "a\x00b", "\x00", "k" * 5000, "x:a\x00b"]
+)
 def test_store_resolve_refuses_unknown_or_hostile(tmp_path, ref: str) -> None:
     assert ArtifactStore(tmp_path).resolve(ref) is None
 
