@@ -27,10 +27,10 @@ def _state_path(value: Path | None) -> Path:
 @click.option("--open", "open_access", is_flag=True,
               help="No token: management APIs, broker ingress and receivers open to anyone "
                    "on this machine (default: a generated token, kept in the state file).")
-@click.option("--secure", is_flag=True, hidden=True,
-              help="Accepted for compatibility: a token is the default now.")
+@click.option("--faults", is_flag=True,
+              help="Put fault proxies on the platform's links to RabbitMQ and S3 (for chaos).")
 @state_option
-def up(target: str, dry_run: bool, open_access: bool, secure: bool, state_path: Path | None) -> None:
+def up(target: str, dry_run: bool, open_access: bool, faults: bool, state_path: Path | None) -> None:
     """Start the platform and record it in the state file.
 
     Safe to run twice: a healthy platform is left alone, stale state from a
@@ -38,8 +38,6 @@ def up(target: str, dry_run: bool, open_access: bool, secure: bool, state_path: 
     require the bearer token that the state file holds (every kl command sends
     it); --open starts without one ($KL_TOKEN, when set, is used as the token).
     """
-    if open_access and secure:
-        raise click.UsageError("--open and --secure contradict each other")
     if target == "kind":
         from knative_lambda.harness.targets import kind
 
@@ -58,7 +56,7 @@ def up(target: str, dry_run: bool, open_access: bool, secure: bool, state_path: 
         raise click.UsageError("--dry-run applies to --target kind")
     from knative_lambda.harness import local
 
-    local.up(_state_path(state_path), open_access=open_access)
+    local.up(_state_path(state_path), open_access=open_access, faults=faults)
 
 
 @click.command()

@@ -26,6 +26,11 @@ from knative_lambda.errors import KLError
 from knative_lambda.harness import state as statefile
 from knative_lambda.harness import supervisor
 from knative_lambda.harness.components import COMPONENTS
+from knative_lambda.harness.faults.links import (
+    proxied_settings,
+    start_link_proxies,
+    stop_link_proxies,
+)
 from knative_lambda.harness.services import (
     attach,
     free_port,
@@ -80,6 +85,15 @@ def security_env(component: str, settings: Settings, urls: dict[str, str]) -> di
     return env
 
 
+def component_settings(state: State) -> Settings:
+    """What platform processes get: the state's settings, through fault proxies if any.
+
+    The state keeps the direct URLs, which the harness itself uses: a network
+    fault is between platform parts, not between the harness and the services.
+    """
+    return proxied_settings(state.platform_settings(), state.settings.get("fault_links") or {})
+
+
 def health(state: State) -> dict[str, tuple[bool, str]]:
     """Health of every part recorded in ``state``, services first."""
     report = {name: _health_of_service(desc) for name, desc in state.services.items()}
@@ -108,6 +122,7 @@ def up(
     *,
     base: Settings | None = None,
     open_access: bool = False,
+    faults: bool = False,
     progress: Progress = _stderr,
 ) -> State:
     """Start the local target; returns its state (already saved to ``state_path``).
@@ -138,9 +153,10 @@ def up(
             base = dataclasses.replace(base, data_dir=state_path.parent)
     data_dir = base.data_dir.resolve()
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
-    # A fresh platform starts with no triggers: those of a previous run point at dead
-    # ports and at functions the (in-memory) gateway no longer has. Build cache stays.
-    shutil.rmtree(data_dir / "broker", ignore_errors=True)
+    # A fresh platform starts with no triggers or services: those of a previous run
+    # point at dead ports (restarts of one part restore them). The build cache stays.
+    for runtime_state in ("broker", "gateway"):
+        shutil.rmtree(data_dir / runtime_state, ignore_errors=True)
     token = base.token or ("" if open_access else secrets.token_urlsafe(24))
     state = State(target="local", settings={})
     services: list[Any] = []
@@ -172,7 +188,11 @@ def up(
         settings = dataclasses.replace(with_services(base, rabbit, s3), token=token,
                                        data_dir=data_dir, **urls)
         state.settings = statefile.settings_to_dict(settings)
+        if faults:  # the platform's own traffic to RabbitMQ and S3 goes through fault proxies
+            state.settings["fault_links"] = start_link_proxies(settings, data_dir)
+            progress("  fault proxies on the rabbitmq and s3 links")
         statefile.save(state, state_path)
+        settings = component_settings(state)
 
         # The broker first: the others register their triggers with it at start.
         for wave in (COMPONENTS[:1], COMPONENTS[1:]):
@@ -223,6 +243,8 @@ def down(state_path: Path, *, progress: Progress = _stderr, quiet: bool = False)
     for name, record in reversed(list(state.components.items())):
         if supervisor.terminate(record):
             stopped.append(name)
+    stopped += [f"faults-{link}" for link in
+                stop_link_proxies(state.settings.get("fault_links") or {})]
     for name, description in reversed(list(state.services.items())):
         try:
             attach(description).stop()
@@ -267,7 +289,7 @@ def restart_part(state_path: Path, part: str, *, timeout: float = 60.0,
         record = state.components[part]
         supervisor.terminate(record)
         component = next(c for c in COMPONENTS if c.name == part)
-        settings = dataclasses.replace(state.platform_settings(), port=record["port"])
+        settings = dataclasses.replace(component_settings(state), port=record["port"])
         ports = {name: rec["port"] for name, rec in state.components.items() if "port" in rec}
         fresh = supervisor.spawn([sys.executable, "-m", component.module],
                                  {**os.environ, **settings.to_env(),

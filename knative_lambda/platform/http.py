@@ -86,11 +86,26 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.RequestPayloadError as exc:  # e.g. a body that is not the gzip it claims to be
         cause = exc.__cause__ or exc
         detail = getattr(cause, "message", "") or str(cause)
-        return web.json_response(
-            {"error": f"body: cannot be read: {' '.join(str(detail).split())}; "
-                      "check its Content-Encoding"},
-            status=400,
+        return unreadable_body(
+            request,
+            web.json_response(
+                {"error": f"body: cannot be read: {' '.join(str(detail).split())}; "
+                          "check its Content-Encoding"},
+                status=400,
+            ),
         )
+
+
+def unreadable_body(request: web.Request, response: web.Response) -> web.Response:
+    """``response`` to a request whose body raised ``web.RequestPayloadError``.
+
+    The rest of the body cannot be read: end the stream so aiohttp does not
+    re-raise while draining it (it would reset the connection before the answer
+    is read), and close the connection after answering.
+    """
+    request.content.feed_eof()
+    response.force_close()
+    return response
 
 
 _BODY_HEADERS = frozenset(("content-type", "content-length", "content-encoding"))

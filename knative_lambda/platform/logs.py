@@ -10,6 +10,7 @@ Values of keys that look like secrets are never written.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import sys
@@ -39,10 +40,15 @@ def scrub(text: str, values: list[str] | None = None) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(w in lowered for w in SECRET_WORDS)
+
+
 def redact(fields: dict[str, Any]) -> dict[str, Any]:
     """Replace the value of any key naming a secret (pure)."""
-    return {k: ("[redacted]" if any(w in k.lower() for w in SECRET_WORDS) else v)
-            for k, v in fields.items()}
+    return {k: ("[redacted]" if _secret_key(k) else v) for k, v in fields.items()}
 
 
 class JsonFormatter(logging.Formatter):

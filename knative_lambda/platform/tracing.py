@@ -2,7 +2,8 @@
 
 Spans go to OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, else to a
 local JSON-lines file (``<data_dir>/traces/<component>.jsonl``) that the
-cold-start benchmark and tests read. Context crosses process boundaries in the
+cold-start benchmark and tests read. ``KL_TRACE_SAMPLE`` (0..1, default 1) is
+the share of new traces recorded; a caller's sampled ``traceparent`` is always followed. Context crosses process boundaries in the
 W3C ``traceparent`` header (HTTP) or message header (AMQP); every span carries
 the event's correlation id as ``kl.correlation_id``.
 """
@@ -21,8 +22,16 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from knative_lambda.errors import ConfigError
 
 _configured = False
+_tracers: dict[str, trace.Tracer] = {}
+# The platform's own hops carry W3C trace context only: half the cost of the global
+# composite propagator (which adds baggage) on the broker's per-event path.
+_W3C = TraceContextTextMapPropagator()
 
 
 class JsonLinesExporter(SpanExporter):
@@ -57,6 +66,24 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
+def sample_ratio(text: str) -> float:
+    """``KL_TRACE_SAMPLE``: the share of new traces recorded, 0..1 (default 1). Pure."""
+    try:
+        ratio = float(text) if text.strip() else 1.0
+    except ValueError:
+        raise ConfigError(f"KL_TRACE_SAMPLE={text!r}: use a number from 0 to 1") from None
+    if not 0.0 <= ratio <= 1.0:
+        raise ConfigError(f"KL_TRACE_SAMPLE={text!r}: use a number from 0 to 1")
+    return ratio
+
+
+def sampler_from_env() -> Sampler:
+    """Record a share of new traces, and always follow the caller's decision: a request
+    that arrives with a sampled ``traceparent`` (a benchmark's) is recorded end to end,
+    even with ``KL_TRACE_SAMPLE=0`` (which keeps a throughput run's hot path cheap)."""
+    return ParentBased(TraceIdRatioBased(sample_ratio(os.environ.get("KL_TRACE_SAMPLE", ""))))
+
+
 def setup(component: str, data_dir: Path, file_stem: str = "", otlp_endpoint: str | None = None) -> None:
     """Install the tracer provider once per process.
 
@@ -67,7 +94,8 @@ def setup(component: str, data_dir: Path, file_stem: str = "", otlp_endpoint: st
     global _configured
     if _configured:
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": f"kl-{component}"}))
+    provider = TracerProvider(resource=Resource.create({"service.name": f"kl-{component}"}),
+                              sampler=sampler_from_env())
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") if otlp_endpoint is None else otlp_endpoint
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -77,6 +105,7 @@ def setup(component: str, data_dir: Path, file_stem: str = "", otlp_endpoint: st
         exporter = JsonLinesExporter(Path(data_dir) / "traces" / f"{file_stem or component}.jsonl")
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
     trace.set_tracer_provider(provider)
+    _tracers.clear()
     _configured = True
 
 
@@ -88,7 +117,11 @@ def flush(timeout_ms: int = 2000) -> None:
 
 
 def tracer(name: str = "knative_lambda") -> trace.Tracer:
-    return trace.get_tracer(name)
+    # get_tracer costs more than a whole span (it checks warnings): look it up once
+    found = _tracers.get(name)
+    if found is None:
+        found = _tracers[name] = trace.get_tracer(name)
+    return found
 
 
 def inject(carrier: MutableMapping[str, Any]) -> None:
@@ -120,7 +153,7 @@ def start_span(carrier: Mapping[str, Any], name: str, correlation: str = "",
     ``with`` block would not fit (the broker's delivery loop)."""
     lowered = {str(k).lower(): (v.decode() if isinstance(v, bytes) else str(v)) for k, v in carrier.items()
                if str(k).lower() in ("traceparent", "tracestate")}
-    span = tracer().start_span(name, context=propagate.extract(lowered))
+    span = tracer().start_span(name, context=_W3C.extract(lowered))
     if correlation:
         span.set_attribute("kl.correlation_id", correlation)
     for key, value in attributes.items():
@@ -130,7 +163,7 @@ def start_span(carrier: Mapping[str, Any], name: str, correlation: str = "",
 
 def inject_span(span: trace.Span, carrier: MutableMapping[str, Any]) -> None:
     """Write ``span``'s context into outgoing headers."""
-    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    _W3C.inject(carrier, context=trace.set_span_in_context(span))
 
 
 def read_spans(data_dir: Path) -> list[dict[str, Any]]:

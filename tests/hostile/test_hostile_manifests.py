@@ -24,10 +24,6 @@ from tests.hostile.corpus_manifests import (
     trigger,
 )
 
-BUG_TRIGGER_RESTORE = ("BUG: broker: a trigger PUT answered 503 (retry 1e6) is still written to the trigger "
-                       "store, and at the next start BrokerServer.start restores it, skipping only "
-                       "TriggerSpecError: OverflowError kills the broker, which then cannot start again")
-
 TRIGGERS = TRIGGER_CASES + TRIGGER_NAMESPACE_CASES
 SERVICES = SERVICE_CASES + SERVICE_NAMESPACE_CASES
 
@@ -87,7 +83,6 @@ def test_no_hostile_trigger_or_service_was_left_behind(hostile_target: Any) -> N
         assert _names(hostile_target, f"{settings.gateway_url}/apis/v1/services", "services") == []
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_TRIGGER_RESTORE)
 def test_a_rejected_trigger_cannot_stop_the_broker_from_restarting(hostile_target: Any) -> None:
     if not hasattr(hostile_target, "restart"):
         pytest.skip("the target cannot restart its parts")

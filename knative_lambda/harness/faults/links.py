@@ -115,38 +115,24 @@ def stop_link_proxies(links: dict[str, dict[str, Any]]) -> list[str]:
 PLATFORM_PARTS = ("broker", "gateway", "builder", "deployer")
 
 
-def _restart_with(state_path: Path, settings: dict[str, Any], parts: tuple[str, ...]) -> None:
-    """Restart ``parts`` with ``settings`` in their environment, then put the state's back.
-
-    ``restart_part`` spawns from the state's settings, so they are swapped for
-    the restart only: the state file keeps the direct URLs the harness uses.
-    """
+def _restart(state_path: Path, parts: tuple[str, ...]) -> None:
     from knative_lambda.harness import local
     from knative_lambda.harness import state as statefile
 
-    state = statefile.load(state_path)
-    direct = dict(state.settings)
-    state.settings = {**direct, **settings}
-    statefile.save(state, state_path)
-    try:
-        for part in parts:
-            if part in state.components:
-                local.restart_part(state_path, part, progress=lambda _m: None)
-    finally:
-        state = statefile.load(state_path)
-        state.settings = {**state.settings, **{k: direct[k] for k in settings if k in direct}}
-        statefile.save(state, state_path)
+    components = statefile.load(state_path).components
+    for part in parts:
+        if part in components:
+            local.restart_part(state_path, part, progress=lambda _m: None)
 
 
 def attach_link_proxies(state_path: Path, data_dir: Path,
                         parts: tuple[str, ...] = PLATFORM_PARTS) -> dict[str, dict[str, Any]]:
     """Put fault proxies on the links of a running local platform (``kl up`` then faults).
 
-    Starts the proxies, restarts the platform processes so their traffic goes
-    through them, and records them as ``settings.fault_links`` in the state
-    file (where chaos actions look). Idempotent: existing links are returned.
-    A part restarted later by ``restart_part`` goes back to the direct URLs
-    unless ``kl up --faults`` spawns through :func:`proxied_settings`.
+    Starts the proxies, records them as ``settings.fault_links`` in the state
+    file (where chaos actions look, and from which ``restart_part`` spawns), and
+    restarts the platform processes so their traffic goes through them.
+    Idempotent: existing links are returned.
     """
     from knative_lambda.harness import state as statefile
 
@@ -154,16 +140,13 @@ def attach_link_proxies(state_path: Path, data_dir: Path,
     if state.settings.get("fault_links"):
         return state.settings["fault_links"]
     links = start_link_proxies(state.platform_settings(), data_dir)
-    try:
-        proxied = proxied_settings(state.platform_settings(), links)
-        _restart_with(state_path, {d["setting"]: getattr(proxied, d["setting"])
-                                   for d in links.values()}, parts)
-    except BaseException:
-        stop_link_proxies(links)
-        raise
-    state = statefile.load(state_path)
     state.settings["fault_links"] = links
     statefile.save(state, state_path)
+    try:
+        _restart(state_path, parts)
+    except BaseException:
+        detach_link_proxies(state_path, parts)
+        raise
     return links
 
 
@@ -175,5 +158,5 @@ def detach_link_proxies(state_path: Path, parts: tuple[str, ...] = PLATFORM_PART
     links = state.settings.pop("fault_links", None) or {}
     statefile.save(state, state_path)
     if links:
-        _restart_with(state_path, {d["setting"]: d["upstream_url"] for d in links.values()}, parts)
+        _restart(state_path, parts)
     return stop_link_proxies(links)

@@ -32,7 +32,6 @@ from knative_lambda.platform.broker import topology
 from knative_lambda.platform.broker.auth import delivery_headers, trusted_prefixes
 from knative_lambda.platform.broker.config import BrokerConfig
 from knative_lambda.platform.broker.dispatcher import TriggerConsumer
-from knative_lambda.platform.broker.errorbody import json_errors
 from knative_lambda.platform.broker.ingress import Ingress
 from knative_lambda.platform.broker.metrics import TriggerCounts
 from knative_lambda.platform.broker.publisher import Publisher
@@ -302,7 +301,8 @@ def build_app(settings: Settings, config: BrokerConfig | None = None) -> web.App
     server = BrokerServer(settings, config)
     app = web.Application(
         # trigger changes: rate limited ("manage" in KL_RATE_LIMITS) and size limited (413)
-        middlewares=[json_errors, auth_middleware(settings.token), management_middleware(RateLimiter())],
+        # (run_app puts platform.http.json_errors outermost: aiohttp's own 404/405/413 as JSON)
+        middlewares=[auth_middleware(settings.token), management_middleware(RateLimiter())],
         client_max_size=server.config.max_event_bytes,
     )
     app[SERVER_KEY] = server

@@ -52,6 +52,7 @@ def build_app(settings: Settings, env: dict[str, str] | None = None) -> web.Appl
 
     async def on_startup(_: web.Application) -> None:
         await gateway.start()
+        api.restore(gateway)
 
     async def on_cleanup(_: web.Application) -> None:
         await gateway.close()

@@ -61,16 +61,19 @@ only for 400); 401 without the token; 404 for an unknown service.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
 
+from knative_lambda.platform.http import unreadable_body
 from knative_lambda.platform.limits import rate_limited
 from knative_lambda.platform.serving.gateway import Gateway
 from knative_lambda.platform.serving.model import SpecError, check_name, parse_revision
 from knative_lambda.platform.serving.tenancy import tenant_of
 
 JSON = "application/json"
+log = logging.getLogger("kl.gateway")
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -85,6 +88,22 @@ def _bad(problems: list[tuple[str, str]]) -> web.Response:
         },
         400,
     )
+
+
+def restore(gateway: Gateway) -> int:
+    """Re-apply every stored service, so a restarted gateway keeps its services."""
+    restored = 0
+    for ns, name, doc in gateway.store.load():
+        try:
+            spec, config = parse_revision(name, doc, gateway.base_config, gateway.resolve_artifact)
+        except SpecError as exc:  # e.g. its artifact is gone: say so, serve the rest
+            log.warning("not restoring service %s/%s: %s", ns, name, exc)
+            continue
+        if tenant := tenant_of(doc):
+            gateway.tenants[(ns, name)] = tenant
+        gateway.apply(ns, name, spec, config)
+        restored += 1
+    return restored
 
 
 def add_routes(app: web.Application, gateway: Gateway) -> None:
@@ -107,7 +126,8 @@ def add_routes(app: web.Application, gateway: Gateway) -> None:
         except (ValueError, UnicodeDecodeError) as exc:
             return _bad([("body", f"not JSON: {exc}")])
         except web.RequestPayloadError:
-            return _bad([("body", "not JSON: it does not decode with its Content-Encoding")])
+            bad = _bad([("body", "not JSON: it does not decode with its Content-Encoding")])
+            return unreadable_body(request, bad)
         except RecursionError:
             return _bad([("body", "not JSON we accept: nested too deeply")])
         try:
@@ -121,6 +141,7 @@ def add_routes(app: web.Application, gateway: Gateway) -> None:
         if status:
             return _json({"error": problem, "problems": [{"where": "tenant", "reason": problem}]}, status)
         _, changed = gateway.apply(ns, name, spec, config)
+        gateway.store.save(ns, name, doc)
         return _json({"changed": changed, "service": service_view(ns, name)}, 201 if changed else 200)
 
     async def get_service(request: web.Request) -> web.Response:
@@ -134,6 +155,7 @@ def add_routes(app: web.Application, gateway: Gateway) -> None:
         ns, name, _ = names(request)
         if not gateway.delete(ns, name):
             return _json({"error": f"no service {ns}/{name}"}, 404)
+        gateway.store.delete(ns, name)
         return _json({"deleted": True})
 
     async def list_services(_: web.Request) -> web.Response:

@@ -55,6 +55,7 @@ from knative_lambda.platform.serving.model import (
     Timeline,
 )
 from knative_lambda.platform.serving.upstream import Pool
+from knative_lambda.platform.store import JsonStore
 
 log = logging.getLogger("kl.gateway")
 
@@ -124,6 +125,8 @@ class Gateway:
         self.options = options or GatewayOptions()
         self.data_dir = data_dir or Path(".kl")
         self.services: dict[tuple[str, str], Service] = {}
+        # the PUT documents of live services, replayed by api.restore after a restart
+        self.store = JsonStore(self.data_dir / "gateway" / "services")
         self.timeline = Timeline()
         self.session: aiohttp.ClientSession | None = None  # management-side calls (readiness probe)
         self.pool = Pool()  # the data plane's keep-alive connections to instances

@@ -14,9 +14,7 @@ from knative_lambda.harness.faults.links import attach_link_proxies, detach_link
 pytestmark = pytest.mark.slow
 
 # name -> reason it is expected to deviate today (a platform defect the experiment found)
-KNOWN_DEVIATIONS = {
-    "gateway-restart": "the gateway keeps services in memory: a restart loses every service",
-}
+KNOWN_DEVIATIONS: dict[str, str] = {}
 EXPERIMENTS = ["broker-restart", "s3-outage-builds", "instance-kill-http", "builder-kill",
                "broker-latency", "gateway-restart"]  # gateway last: it may leave no service
 

@@ -1,4 +1,4 @@
-"""Bounds the broker puts on hostile input: delivery, filter depth, subscriber URIs, AMQP sizes, errors."""
+"""Bounds the broker puts on hostile input: delivery, filter depth, subscriber URIs, AMQP sizes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from cloudevents.core.v1.event import CloudEvent
 from knative_lambda.contract.errors import ContractError
 from knative_lambda.contract.events import EventKind
 from knative_lambda.contract.factory import new_event
-from knative_lambda.platform.broker.errorbody import error_message
 from knative_lambda.platform.broker.filters import MAX_FILTER_DEPTH, validate_filters
 from knative_lambda.platform.broker.publisher import (
     DEFAULT_FRAME_MAX,
@@ -136,17 +135,3 @@ def test_amqp_message_refuses_an_event_amqp_cannot_carry():
     with pytest.raises(ContractError) as info:
         amqp_message(big)
     assert [p.where for p in info.value.problems] == ["attributes"]
-
-
-@pytest.mark.parametrize(
-    ("status", "method", "words"),
-    [
-        (404, "GET", ("not found", "/x")),
-        (405, "PATCH", ("method not allowed", "patch /x", "get, put")),
-        (413, "POST", ("too large",)),
-        (418, "GET", ("http 418",)),
-    ],
-)
-def test_error_message_names_the_problem(status, method, words):
-    said = error_message(status, method, "/x", {"PUT", "GET"}).lower()
-    assert all(w in said for w in words), said

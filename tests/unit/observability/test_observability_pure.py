@@ -155,3 +155,25 @@ def test_read_spans_skips_partial_lines(tmp_path) -> None:  # type: ignore[no-un
     (tmp_path / "traces").mkdir()
     (tmp_path / "traces" / "x.jsonl").write_text('{"name": "a"}\n\n{"name": "b", "tra')
     assert tracing.read_spans(tmp_path) == [{"name": "a"}]
+
+
+@pytest.mark.parametrize(("text", "ratio"), [("", 1.0), ("0", 0.0), ("0.25", 0.25), (" 1 ", 1.0)])
+def test_trace_sample_ratio(text: str, ratio: float) -> None:
+    assert tracing.sample_ratio(text) == ratio
+
+
+@pytest.mark.parametrize("text", ["x", "-0.1", "1.5", "nan"])
+def test_trace_sample_ratio_rejects(text: str) -> None:
+    from knative_lambda.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="KL_TRACE_SAMPLE"):
+        tracing.sample_ratio(text)
+
+
+def test_kl_up_flags() -> None:
+    from click.testing import CliRunner
+
+    from knative_lambda.harness.commands import up
+
+    usage = CliRunner().invoke(up, ["--help"]).output
+    assert "--open" in usage and "--faults" in usage
