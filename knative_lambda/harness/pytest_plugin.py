@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,22 @@ def kl_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         target.close()
         return
 
+    with local_platform(tmp_path_factory.mktemp("kl-target"), LOCAL_TEST_ENV) as target:
+        yield target
+
+
+@contextlib.contextmanager
+def local_platform(base: Path, env: Mapping[str, str]) -> Iterator[Any]:
+    """A local target under ``base``, its processes started with ``env`` added to the
+    environment (only while they start), torn down at the end: for suites that need
+    a platform configured their own way (quotas, rate limits, short windows)."""
     from knative_lambda.harness import local
+    from knative_lambda.harness.targets import load_target
     from knative_lambda.settings import Settings
 
-    base = tmp_path_factory.mktemp("kl-target")
     state_path = base / "env.json"
-    saved = {k: os.environ.get(k) for k in LOCAL_TEST_ENV}
-    os.environ.update(LOCAL_TEST_ENV)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         local.up(state_path, base=Settings(data_dir=base / "data"), progress=lambda _m: None)
     finally:

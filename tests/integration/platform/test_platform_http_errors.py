@@ -79,7 +79,7 @@ async def test_body_errors_are_json_and_the_connection_survives(served: str) -> 
         bomb = await http.post("/echo", content=gzip.compress(b" " * (LIMIT * 50)),
                                headers={"Content-Encoding": "gzip"})
         assert bomb.status_code == 413 and "too large" in _error(bomb)
-        for encoding, body in (("gzip", b"not gzip at all"), ("deflate", b"not deflate"), ("gzip", b"\x1f\x8b")):
+        for encoding, body in (("gzip", b"not gzip at all"), ("deflate", b"not deflate"), ("gzip", b"x" * 500)):
             bad = await http.post("/echo", content=body, headers={"Content-Encoding": encoding})
             assert bad.status_code == 400, bad.text
             assert _error(bad).startswith("body: cannot be read") and "content-encoding" in _error(bad).lower()
