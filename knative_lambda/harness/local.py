@@ -194,27 +194,27 @@ def up(
         statefile.save(state, state_path)
         settings = component_settings(state)
 
-        # The broker first: the others register their triggers with it at start.
-        for wave in (COMPONENTS[:1], COMPONENTS[1:]):
-            pending = []
-            for component in wave:
-                if not _available(component.module):
-                    progress(f"  {component.name}: not built in this version, skipped")
-                    continue
-                port = ports[component.name]
-                child_env = {**os.environ, **dataclasses.replace(settings, port=port).to_env(),
-                             **security_env(component.name, settings, urls_of(ports))}
-                record = supervisor.spawn(
-                    [sys.executable, "-m", component.module], child_env,
-                    data_dir / "logs" / f"{component.name}.log",
-                )
-                record.update(port=port, url=f"http://127.0.0.1:{port}")
-                state.components[component.name] = record
-                statefile.save(state, state_path)
-                pending.append((component, record))
-            for component, record in pending:
-                supervisor.wait_healthy(record["url"] + component.health_path, record, component.name)
-                progress(f"  {component.name} {record['url']}")
+        # All at once: the builder and deployer retry registering their triggers until
+        # the broker answers, and the builder is ready only once its trigger is in.
+        pending = []
+        for component in COMPONENTS:
+            if not _available(component.module):
+                progress(f"  {component.name}: not built in this version, skipped")
+                continue
+            port = ports[component.name]
+            child_env = {**os.environ, **dataclasses.replace(settings, port=port).to_env(),
+                         **security_env(component.name, settings, urls_of(ports))}
+            record = supervisor.spawn(
+                [sys.executable, "-m", component.module], child_env,
+                data_dir / "logs" / f"{component.name}.log",
+            )
+            record.update(port=port, url=f"http://127.0.0.1:{port}")
+            state.components[component.name] = record
+            statefile.save(state, state_path)
+            pending.append((component, record))
+        for component, record in pending:
+            supervisor.wait_healthy(record["url"] + component.health_path, record, component.name)
+            progress(f"  {component.name} {record['url']}")
     except BaseException:
         progress("start-up failed; stopping what was started")
         down(state_path, progress=progress, quiet=True)
@@ -239,18 +239,24 @@ def down(state_path: Path, *, progress: Progress = _stderr, quiet: bool = False)
     except KLError:
         state_path.unlink(missing_ok=True)
         return []
-    stopped = []
-    for name, record in reversed(list(state.components.items())):
-        if supervisor.terminate(record):
-            stopped.append(name)
-    stopped += [f"faults-{link}" for link in
-                stop_link_proxies(state.settings.get("fault_links") or {})]
-    for name, description in reversed(list(state.services.items())):
+    def stop_service(item: tuple[str, dict[str, Any]]) -> str | None:
+        name, description = item
         try:
             attach(description).stop()
-            stopped.append(name)
+            return name
         except Exception as exc:
             progress(f"  could not stop {name}: {exc}")
+            return None
+
+    # Platform processes first (they hold connections to the services), each group
+    # in parallel: RabbitMQ alone takes seconds to stop cleanly.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        components = list(state.components.items())
+        done = pool.map(lambda item: supervisor.terminate(item[1]), components)
+        stopped = [name for (name, _), ok in zip(components, done, strict=True) if ok]
+        stopped += [f"faults-{link}" for link in
+                    stop_link_proxies(state.settings.get("fault_links") or {})]
+        stopped += [name for name in pool.map(stop_service, state.services.items()) if name]
     state_path.unlink(missing_ok=True)
     if not quiet:
         progress(f"stopped: {', '.join(stopped) or 'nothing was running'}")

@@ -28,7 +28,7 @@ from knative_lambda.contract import bindings
 from knative_lambda.contract.errors import ContractError
 from knative_lambda.contract.validation import validate
 from knative_lambda.errors import ConfigError, PlatformError, ServiceUnavailable
-from knative_lambda.platform import logs
+from knative_lambda.platform import logs, tracing
 from knative_lambda.platform.broker.dedupe import Dedupe
 from knative_lambda.platform.deployer import manifests
 from knative_lambda.platform.deployer.decide import (
@@ -134,6 +134,20 @@ def _service_of(actions: list[Any]) -> str:
 
 
 async def receive(request: web.Request) -> web.Response:
+    """A delivered event; traced as ``deploy`` when the broker sent a traceparent."""
+    if "traceparent" not in request.headers:
+        return await _receive(request)
+    span = tracing.start_span(request.headers, "deploy", request.headers.get("ce-correlationid", ""),
+                              type=request.headers.get("ce-type", ""))
+    try:
+        response = await _receive(request)
+        span.set_attribute("http.status_code", response.status)
+        return response
+    finally:
+        span.end()
+
+
+async def _receive(request: web.Request) -> web.Response:
     state: _State = request.app[STATE_KEY]  # type: ignore[assignment]
     executor: Executor = request.app[EXECUTOR_KEY]  # type: ignore[assignment]
     body = await request.read()

@@ -230,13 +230,14 @@ class Gateway:
         tenant = self.tenants.get((rev.namespace, rev.service), "")
         if not tenant or not self.quotas.instances:
             return wanted, ""
-        in_use = sum(len(r.live()) for (ns, name), t in self.tenants.items() if t == tenant
-                     for svc in [self.services.get((ns, name))] if svc is not None
-                     for r in svc.revisions.values())
+        services = (self.services.get(key) for key, t in self.tenants.items() if t == tenant)
+        in_use = sum(len(r.live()) for svc in services if svc is not None for r in svc.revisions.values())
         room = tenancy.instance_room(self.quotas.instances, in_use, wanted)
-        problem = quota_problem(self.quotas, "instances", tenant, in_use) if room < wanted else None
-        return room, problem or (f"quota: tenant {tenant!r} may start {room} of {wanted} instances "
-                                 f"(limit {self.quotas.instances})" if room < wanted else "")
+        if room == wanted:
+            return room, ""
+        # at the limit: quota_problem's words; below it: only some of the wanted fit
+        return room, quota_problem(self.quotas, "instances", tenant, in_use) or (
+            f"quota: tenant {tenant!r} may start {room} of {wanted} instances (limit {self.quotas.instances})")
 
     def delete(self, namespace: str, name: str) -> bool:
         self.tenants.pop((namespace, name), None)

@@ -186,13 +186,26 @@ def test_a_traced_event_links_ingress_to_instance(platform: Any, hello: Any) -> 
     assert set(tracing.breakdown(spans)) >= set(names)
 
 
+def test_a_benchmark_reads_the_spans_of_its_own_request(platform: Any, hello: Any) -> None:
+    header, trace_id = tracing.new_traceparent()
+    answer = httpx.post(hello.url, json={}, headers={"traceparent": header}, timeout=30)
+    assert answer.status_code == 200
+    spans = tracing.wait_for_trace(platform.settings.data_dir, trace_id, ["gateway.request", "instance.invoke"])
+    times = tracing.breakdown(spans)
+    assert set(times) == {"gateway.request", "instance.invoke"}
+    assert times["gateway.request"] >= times["instance.invoke"] > 0
+    gateway = next(s for s in spans if s["name"] == "gateway.request")
+    assert isinstance(gateway["attributes"]["kl.buffered"], bool)
+
+
 def test_a_build_is_traced_from_start_to_complete(platform: Any, hello: Any) -> None:
     spans = tracing.read_spans(platform.settings.data_dir)
     starts = [s for s in spans if s["name"] == "build.start"]
     assert starts
-    linked = [s for s in spans if s["trace_id"] == starts[0]["trace_id"]]
-    names = {s["name"] for s in linked}
-    assert {"broker.ingress", "broker.dispatch", "build.start", "build", "build.complete"} <= names
+    chain = ["broker.ingress", "broker.dispatch", "build.start", "build", "build.complete", "deploy"]
+    linked = tracing.wait_for_trace(platform.settings.data_dir, starts[0]["trace_id"], chain)
+    assert set(chain) <= {s["name"] for s in linked}
+    assert {"kl-broker", "kl-builder", "kl-deployer"} <= {s["service"] for s in linked}
     assert len({s["attributes"].get("kl.correlation_id") for s in linked}) == 1
 
 
