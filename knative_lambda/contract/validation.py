@@ -107,32 +107,45 @@ def _bad_char(value: str) -> str | None:
 
 def _size(value: Any) -> int:
     if isinstance(value, str):
-        return len(value.encode("utf-8", "surrogatepass"))
+        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
     if isinstance(value, bytes | bytearray):
         return len(value)
     return len(str(value))
 
 
 def _value_problems(attrs: Mapping[str, Any]) -> list[Problem]:
-    """Characters and sizes of every attribute: what HTTP headers and AMQP can carry."""
+    """Characters and sizes of every attribute: what HTTP headers and AMQP can carry.
+
+    On the ingress path for every event: plain ASCII strings take the cheap
+    checks (``isprintable`` rules out every forbidden character).
+    """
     problems: list[Problem] = []
     total = 0
     for name, value in attrs.items():
-        if value is None:
+        if value.__class__ is str and value.isascii():
+            size = len(value)
+            if not value.isprintable() and (why := _bad_char(value)) is not None:
+                problems.append(Problem(_attr(_clip(name)), why))
+        elif value is None:
             continue
-        size = _size(value)
-        total += len(str(name)) + size
-        if isinstance(value, str) and (why := _bad_char(value)) is not None:
-            problems.append(Problem(_attr(_clip(name)), why))
-        limit = MAX_SHORT_ATTRIBUTE_BYTES if name in _SHORT_ATTRIBUTES else MAX_ATTRIBUTE_BYTES
-        if size > limit:
-            problems.append(Problem(_attr(_clip(name)), f"too long: {size} bytes, limit {limit}"))
-        if (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and not INT32_MIN <= value <= INT32_MAX
+        else:
+            size = _size(value)
+            if isinstance(value, str) and (why := _bad_char(value)) is not None:
+                problems.append(Problem(_attr(_clip(name)), why))
+            if (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and not INT32_MIN <= value <= INT32_MAX
+            ):
+                problems.append(
+                    Problem(_attr(_clip(name)), "integers must fit in 32 bits (CloudEvents)")
+                )
+        total += len(name) + size if name.__class__ is str else len(str(name)) + size
+        if size > MAX_SHORT_ATTRIBUTE_BYTES and (
+            size > MAX_ATTRIBUTE_BYTES or name in _SHORT_ATTRIBUTES
         ):
-            problems.append(Problem(_attr(_clip(name)), "integers must fit in 32 bits (CloudEvents)"))
+            limit = MAX_SHORT_ATTRIBUTE_BYTES if name in _SHORT_ATTRIBUTES else MAX_ATTRIBUTE_BYTES
+            problems.append(Problem(_attr(_clip(name)), f"too long: {size} bytes, limit {limit}"))
     if total > MAX_ATTRIBUTES_BYTES:
         problems.append(
             Problem("attributes", f"too large together: {total} bytes, limit {MAX_ATTRIBUTES_BYTES}")

@@ -68,7 +68,11 @@ def save(state: State, path: Path | str | None = None) -> None:
     path = Path(path) if path else default_state_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2, sort_keys=True))
+    # owner-only: the state holds the platform's token and S3 keys
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older .tmp may have had wider permissions
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(asdict(state), indent=2, sort_keys=True))
     os.replace(tmp, path)
 
 

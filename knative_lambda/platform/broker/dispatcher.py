@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from knative_lambda.contract.bindings import from_amqp, from_http, to_http
 from knative_lambda.contract.errors import ContractError
 from knative_lambda.platform import logs, tracing
 from knative_lambda.platform.broker import topology
+from knative_lambda.platform.broker.acks import AckBatcher
 from knative_lambda.platform.broker.filters import string_attributes
 from knative_lambda.platform.broker.metrics import DELIVERY_SECONDS, EVENTS, TriggerCounts
 from knative_lambda.platform.broker.publisher import Publisher, PublishError, amqp_message
@@ -63,6 +65,7 @@ def dead_letter_event(event: Any, attempt: Attempt, destination: str) -> CloudEv
 
 _REQUIRED = ("ce-id", "ce-source", "ce-type", "ce-specversion")
 _HEADER_SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
+_NEEDS_QUOTE = re.compile(r'[^\x21-\x7e]|[ "%]').search
 
 
 def binary_parts(
@@ -82,7 +85,8 @@ def binary_parts(
             continue
         text = value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
         attrs[name[3:]] = text
-        http[name] = quote(text, safe=_HEADER_SAFE)
+        # Most values need no percent-encoding: checking is cheaper than quote().
+        http[name] = quote(text, safe=_HEADER_SAFE) if _NEEDS_QUOTE(text) else text
     if any(h not in http for h in _REQUIRED) or (content_type or "").startswith("application/cloudevents"):
         return None
     if content_type:
@@ -138,6 +142,7 @@ class TriggerConsumer:
         self._delays = backoff_delays(spec.delivery)
         self._channel: AbstractChannel | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._acks = AckBatcher()
         labels = (spec.namespace, spec.broker, spec.name)
         # Labelled children resolved once: .labels() costs more than .inc() on the hot path.
         self._filtered = EVENTS.labels(*labels, "filtered")
@@ -168,6 +173,7 @@ class TriggerConsumer:
                 log.debug("trigger %s: channel close failed", self.spec.key, exc_info=True)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._acks.received(message)  # first, before any await: tags are registered in delivery order
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -179,10 +185,12 @@ class TriggerConsumer:
             # RabbitMQ is away: leave the message unacked, it is redelivered later.
             log.warning("trigger %s: outcome not recorded (%s); will be redelivered", self.spec.key, exc)
             await asyncio.sleep(1.0)  # RabbitMQ is reconnecting: do not spin on redeliveries
+            self._acks.forget(message)
             await _settle(message, requeue=True)
         except Exception:
             log.exception("trigger %s: unexpected failure; requeued", self.spec.key)
             await asyncio.sleep(0.5)  # a poison bug must not spin
+            self._acks.forget(message)
             await _settle(message, requeue=True)
         finally:
             if task is not None:
@@ -199,14 +207,14 @@ class TriggerConsumer:
             event, problem = self._decode(message)
             if event is None:
                 await self._dead_letter_raw(message, problem)
-                await _settle(message)
+                await self._acks.ack(message)
                 return
             headers, body = to_http(event, "binary")
             attrs = string_attributes(event.get_attributes())
         if not self.spec.matches(attrs):
             self.counts.filtered += 1
             self._filtered.inc()
-            await _settle(message)
+            await self._acks.ack(message)
             return
 
         cid = attrs.get("correlationid", "")
@@ -243,7 +251,7 @@ class TriggerConsumer:
         logs.decision("delivery", outcome=outcome, trigger=self.spec.key, type=attrs.get("type", ""),
                       id=attrs.get("id", ""), status=attempt.status, error=attempt.error or None,
                       correlation_id=cid)
-        await _settle(message)
+        await self._acks.ack(message)
 
     @staticmethod
     def _decode(message: AbstractIncomingMessage) -> tuple[Any, str]:

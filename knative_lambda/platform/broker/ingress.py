@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -34,6 +35,7 @@ class Ingress:
         self._known = known_broker
         self._prefix = prefix
         self._limit = max_event_bytes
+        self._counters: dict[tuple[str, str], Any] = {}
 
     async def handle(self, request: web.Request) -> web.Response:
         ns, broker = request.match_info["namespace"], request.match_info["broker"]
@@ -63,15 +65,24 @@ class Ingress:
             with tracing.span_from(request.headers, "broker.ingress",
                                    str(event.get_extension("correlationid") or ""),
                                    type=str(event.get_type())):
-                await publisher.publish(ns, broker, event)
+                # Binary mode: the body is the data, published as it came (not re-encoded).
+                structured = (request.content_type or "").lower().startswith("application/cloudevents")
+                await publisher.publish(ns, broker, event, None if structured else body)
         except PublishError as exc:
             return _error(503, str(exc))
         except ContractError as exc:  # valid CloudEvent, but more than an AMQP message carries
             EVENTS.labels(ns, broker, "", "rejected").inc()
             too_big = any(p.where == "attributes" for p in exc.problems)
             return web.json_response(exc.to_dict(), status=413 if too_big else 400)
-        EVENTS.labels(ns, broker, "", "published").inc()
+        self._published(ns, broker).inc()
         return web.json_response({"id": event.get_id()}, status=202)
+
+    def _published(self, ns: str, broker: str) -> Any:
+        """The "published" counter of a broker, resolved once (``.labels()`` costs more than ``.inc()``)."""
+        counter = self._counters.get((ns, broker))
+        if counter is None:
+            counter = self._counters[(ns, broker)] = EVENTS.labels(ns, broker, "", "published")
+        return counter
 
     def _too_large(self, ns: str, broker: str, size: int | None) -> web.Response:
         EVENTS.labels(ns, broker, "", "rejected").inc()

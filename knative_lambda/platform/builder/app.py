@@ -85,6 +85,7 @@ class BuilderService:
         self.emitter = Emitter(settings)
         self.bucket = TokenBucket(config.rate_per_s, config.burst)
         self.quotas = Quotas.from_env()
+        self.in_flight: dict[str, int] = {}  # accepted and not finished, per tenant (the quota)
         metrics.BUILD_QUEUE.set_function(lambda: self.builder.gate.waiting)
         metrics.BUILDS_RUNNING.set_function(lambda: self.builder.gate.running)
         self.seen: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -121,9 +122,7 @@ class BuilderService:
                 headers={"Retry-After": retry_after_header(wait)},
             )
         tenant = validated.model.third_party_id
-        in_flight = sum(1 for r in self.builder.log.records.values()
-                        if r.ended is None and r.third_party_id == tenant)
-        if problem := quota_problem(self.quotas, "concurrent_builds", tenant, in_flight):
+        if problem := quota_problem(self.quotas, "concurrent_builds", tenant, self.in_flight.get(tenant, 0)):
             metrics.CLOUDEVENTS.labels(etype, "quota").inc()
             return web.json_response({"error": f"{problem}; retry later"}, status=429,
                                      headers={"Retry-After": retry_after_header(QUOTA_RETRY_AFTER)})
@@ -133,6 +132,7 @@ class BuilderService:
         while len(self.seen) > DEDUPE_KEEP:
             self.seen.popitem(last=False)
         cid = validated.correlation_id or ""
+        self.in_flight[tenant] = self.in_flight.get(tenant, 0) + 1  # _run gives it back
         trace_ctx: dict[str, str] = {}
         with tracing.span_from(request.headers, "build.start", cid, tenant=tenant,
                                parser=validated.model.parser_id):
@@ -147,8 +147,15 @@ class BuilderService:
 
     async def _run(self, request: Any, kind: str, cid: str, trace_ctx: dict[str, str] | None = None
                    ) -> dict[str, Any]:
-        with tracing.span_from(trace_ctx or {}, "build", cid, kind=kind):
-            result = await self.builder.handle(request, kind, cid or None)
+        try:
+            with tracing.span_from(trace_ctx or {}, "build", cid, kind=kind):
+                result = await self.builder.handle(request, kind, cid or None)
+        finally:
+            left = self.in_flight.get(request.third_party_id, 1) - 1
+            if left > 0:
+                self.in_flight[request.third_party_id] = left
+            else:
+                self.in_flight.pop(request.third_party_id, None)
         data = result.to_dict()
         BUILDS.labels(result.status, str(result.cached).lower()).inc()
         DURATION.observe(result.duration)

@@ -135,3 +135,19 @@ def test_amqp_message_refuses_an_event_amqp_cannot_carry():
     with pytest.raises(ContractError) as info:
         amqp_message(big)
     assert [p.where for p in info.value.problems] == ["attributes"]
+
+
+@pytest.mark.parametrize(
+    ("extensions", "content_type"),
+    [({}, None), ({"flag": True, "count": 3}, "text/plain"), ({"note": "a b%é"}, "application/json")],
+)
+def test_binary_headers_are_what_the_contract_binding_writes(extensions, content_type):
+    from knative_lambda.contract.bindings import to_amqp
+    from knative_lambda.platform.broker.publisher import binary_headers
+
+    event = new_event(EventKind.PARSER_START, {"n": 1}, source="network.notifi.x", subject="p1",
+                      extensions=extensions)
+    if content_type:
+        event = CloudEvent({**event.get_attributes(), "datacontenttype": content_type}, b"x")
+    headers, _, ctype = to_amqp(event)
+    assert binary_headers(event) == (headers, ctype)

@@ -177,3 +177,12 @@ def test_kl_up_flags() -> None:
 
     usage = CliRunner().invoke(up, ["--help"]).output
     assert "--open" in usage and "--faults" in usage
+
+
+def test_the_state_file_is_readable_by_its_owner_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from knative_lambda.harness import state as statefile
+
+    path = tmp_path / "env.json"
+    statefile.save(statefile.State(target="local", settings={"token": "t" * 24}), path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert statefile.load(path).settings["token"] == "t" * 24

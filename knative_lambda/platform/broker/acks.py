@@ -1,0 +1,88 @@
+"""Coalesced acks: one ``basic.ack(multiple=True)`` for a run of finished deliveries.
+
+With parallelism 50 many deliveries finish in the same event-loop turn; one ack
+frame each was a large share of the dispatcher's socket writes. A multiple ack
+covers *every* outstanding tag up to it, so it may only reach below the lowest
+delivery still being handled; the finished ones above that are acked one by one
+(never held back: a held ack would keep a prefetch slot busy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+
+log = logging.getLogger("kl.broker.acks")
+
+
+def plan_acks(in_flight: Collection[int], done: Iterable[int]) -> tuple[int | None, list[int]]:
+    """(tag to ack with ``multiple=True`` or None, tags to ack one by one). Pure.
+
+    ``in_flight``: delivered tags still being handled; ``done``: finished tags not acked yet.
+    """
+    floor = min(in_flight, default=None)
+    below = sorted(t for t in done if floor is None or t < floor)
+    above = sorted(t for t in done if floor is not None and t > floor)
+    if len(below) > 1:
+        return below[-1], above
+    return None, below + above
+
+
+class AckBatcher:
+    """Per consumer: :meth:`received` when a delivery starts, :meth:`ack` when it is done."""
+
+    def __init__(self) -> None:
+        self._in_flight: dict[Any, set[int]] = {}  # channel -> tags
+        self._done: dict[Any, list[int]] = {}
+        self._waiting = False
+
+    @staticmethod
+    def _key(message: AbstractIncomingMessage) -> tuple[Any, int] | None:
+        try:
+            return message.channel, int(message.delivery_tag or 0)
+        except Exception:  # channel closed: the message cannot be settled, RabbitMQ redelivers it
+            return None
+
+    def received(self, message: AbstractIncomingMessage) -> None:
+        key = self._key(message)
+        if key is not None:
+            self._in_flight.setdefault(key[0], set()).add(key[1])
+
+    def forget(self, message: AbstractIncomingMessage) -> None:
+        """The delivery is settled otherwise (nack): it no longer bounds a multiple ack."""
+        key = self._key(message)
+        if key is not None:
+            self._in_flight.get(key[0], set()).discard(key[1])
+
+    async def ack(self, message: AbstractIncomingMessage) -> None:
+        key = self._key(message)
+        if key is None:
+            return
+        channel, tag = key
+        self._in_flight.get(channel, set()).discard(tag)
+        self._done.setdefault(channel, []).append(tag)
+        if self._waiting:
+            return  # the ack in progress sends this one too
+        self._waiting = True
+        try:
+            await asyncio.sleep(0)  # deliveries finishing in this loop turn join the batch
+        finally:
+            self._waiting = False
+        done, self._done = self._done, {}
+        for ch, tags in done.items():
+            in_flight = self._in_flight.get(ch, set())
+            if not in_flight:
+                self._in_flight.pop(ch, None)
+            upto, singles = plan_acks(in_flight, tags)
+            try:
+                if upto is not None:
+                    await ch.basic_ack(delivery_tag=upto, multiple=True)
+                for t in singles:
+                    await ch.basic_ack(delivery_tag=t)
+            except Exception as exc:  # channel gone: RabbitMQ redelivers what was not acked
+                log.info("could not ack %d message(s) (%s); RabbitMQ will redeliver them",
+                         len(tags), type(exc).__name__)
