@@ -39,6 +39,7 @@ class AckBatcher:
         self._in_flight: dict[Any, set[int]] = {}  # channel -> tags
         self._done: dict[Any, list[int]] = {}
         self._waiting = False
+        self._sending = asyncio.Lock()
 
     @staticmethod
     def _key(message: AbstractIncomingMessage) -> tuple[Any, int] | None:
@@ -53,7 +54,7 @@ class AckBatcher:
             self._in_flight.setdefault(key[0], set()).add(key[1])
 
     def forget(self, message: AbstractIncomingMessage) -> None:
-        """The delivery is settled otherwise (nack): it no longer bounds a multiple ack."""
+        """The delivery was settled otherwise (nack sent): it no longer bounds a multiple ack."""
         key = self._key(message)
         if key is not None:
             self._in_flight.get(key[0], set()).discard(key[1])
@@ -72,17 +73,20 @@ class AckBatcher:
             await asyncio.sleep(0)  # deliveries finishing in this loop turn join the batch
         finally:
             self._waiting = False
-        done, self._done = self._done, {}
-        for ch, tags in done.items():
-            in_flight = self._in_flight.get(ch, set())
-            if not in_flight:
-                self._in_flight.pop(ch, None)
-            upto, singles = plan_acks(in_flight, tags)
-            try:
-                if upto is not None:
-                    await ch.basic_ack(delivery_tag=upto, multiple=True)
-                for t in singles:
-                    await ch.basic_ack(delivery_tag=t)
-            except Exception as exc:  # channel gone: RabbitMQ redelivers what was not acked
-                log.info("could not ack %d message(s) (%s); RabbitMQ will redeliver them",
-                         len(tags), type(exc).__name__)
+        # One batch at a time: a multiple ack sent while an earlier batch's single acks
+        # are still queued would cover those tags, and acking a tag twice closes the channel.
+        async with self._sending:
+            done, self._done = self._done, {}
+            for ch, tags in done.items():
+                in_flight = self._in_flight.get(ch, set())
+                if not in_flight:
+                    self._in_flight.pop(ch, None)
+                upto, singles = plan_acks(in_flight, tags)
+                try:
+                    if upto is not None:
+                        await ch.basic_ack(delivery_tag=upto, multiple=True)
+                    for t in singles:
+                        await ch.basic_ack(delivery_tag=t)
+                except Exception as exc:  # channel gone: RabbitMQ redelivers what was not acked
+                    log.info("could not ack %d message(s) (%s); RabbitMQ will redeliver them",
+                             len(tags), type(exc).__name__)

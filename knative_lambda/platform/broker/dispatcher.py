@@ -185,13 +185,13 @@ class TriggerConsumer:
             # RabbitMQ is away: leave the message unacked, it is redelivered later.
             log.warning("trigger %s: outcome not recorded (%s); will be redelivered", self.spec.key, exc)
             await asyncio.sleep(1.0)  # RabbitMQ is reconnecting: do not spin on redeliveries
-            self._acks.forget(message)
             await _settle(message, requeue=True)
+            self._acks.forget(message)  # after the nack: until then it bounds a multiple ack
         except Exception:
             log.exception("trigger %s: unexpected failure; requeued", self.spec.key)
             await asyncio.sleep(0.5)  # a poison bug must not spin
-            self._acks.forget(message)
             await _settle(message, requeue=True)
+            self._acks.forget(message)  # after the nack: until then it bounds a multiple ack
         finally:
             if task is not None:
                 self._tasks.discard(task)

@@ -25,13 +25,13 @@ import contextlib
 import logging
 import os
 import time
-from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
 from knative_lambda.contract.bindings import from_http
+from knative_lambda.contract.dedupe import Dedupe
 from knative_lambda.contract.errors import ContractError
 from knative_lambda.contract.events import (
     BUILD_REQUEST_KINDS,
@@ -88,7 +88,7 @@ class BuilderService:
         self.in_flight: dict[str, int] = {}  # accepted and not finished, per tenant (the quota)
         metrics.BUILD_QUEUE.set_function(lambda: self.builder.gate.waiting)
         metrics.BUILDS_RUNNING.set_function(lambda: self.builder.gate.running)
-        self.seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.seen = Dedupe(capacity=DEDUPE_KEEP)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.trigger_state = "not registered"
 
@@ -128,9 +128,7 @@ class BuilderService:
                                      headers={"Retry-After": retry_after_header(QUOTA_RETRY_AFTER)})
         metrics.CLOUDEVENTS.labels(etype, "accepted").inc()
         metrics.BUILD_REQUESTS.labels(validated.kind.value).inc()
-        self.seen[dedupe_key] = None
-        while len(self.seen) > DEDUPE_KEEP:
-            self.seen.popitem(last=False)
+        self.seen.first_time(*dedupe_key)  # only once accepted: a 429 must be redelivered
         cid = validated.correlation_id or ""
         self.in_flight[tenant] = self.in_flight.get(tenant, 0) + 1  # _run gives it back
         trace_ctx: dict[str, str] = {}

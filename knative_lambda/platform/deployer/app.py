@@ -25,11 +25,11 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from knative_lambda.contract import bindings
+from knative_lambda.contract.dedupe import Dedupe
 from knative_lambda.contract.errors import ContractError
 from knative_lambda.contract.validation import validate
 from knative_lambda.errors import ConfigError, PlatformError, ServiceUnavailable
 from knative_lambda.platform import logs, tracing
-from knative_lambda.platform.broker.dedupe import Dedupe
 from knative_lambda.platform.deployer import manifests
 from knative_lambda.platform.deployer.decide import (
     ApplyService,

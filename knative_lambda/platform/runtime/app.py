@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from knative_lambda.contract.bindings import from_http, to_http
+from knative_lambda.contract.dedupe import Dedupe
 from knative_lambda.contract.errors import ContractError
 from knative_lambda.contract.events import (
     EXT_CORRELATION_ID,
@@ -40,7 +41,6 @@ from knative_lambda.contract.events import (
 )
 from knative_lambda.contract.factory import new_correlation_id, new_event
 from knative_lambda.platform import tracing
-from knative_lambda.platform.broker.dedupe import Dedupe
 from knative_lambda.settings import DEFAULT_PREFIX
 
 JSON = "application/json"

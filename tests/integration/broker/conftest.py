@@ -24,11 +24,11 @@ import pytest
 from aiohttp import web
 
 from knative_lambda.contract.bindings import from_http, to_http
+from knative_lambda.contract.dedupe import Dedupe
 from knative_lambda.contract.events import EventKind
 from knative_lambda.contract.factory import new_event
 from knative_lambda.harness.services.ports import free_port
 from knative_lambda.platform.broker.client import BrokerClient
-from knative_lambda.platform.broker.dedupe import Dedupe
 from knative_lambda.settings import Settings
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from knative_lambda.contract.dedupe import Dedupe
 from knative_lambda.platform.broker import topology
-from knative_lambda.platform.broker.dedupe import Dedupe
 
 
 def test_dedupe_first_time_then_duplicate():
