@@ -4,7 +4,8 @@ At-least-once: a message is acked only once its outcome is decided (delivered,
 filtered out, or safely dead-lettered with a publisher confirm). If RabbitMQ
 goes away mid-delivery the ack cannot happen, the message is redelivered after
 the reconnect, and receivers dedupe on (source, id). Concurrency is the
-trigger's parallelism, enforced by the channel's prefetch.
+trigger's parallelism, enforced by the channel's prefetch. Acks of deliveries
+that finish together go out as one multiple ack (acks.py).
 """
 
 from __future__ import annotations

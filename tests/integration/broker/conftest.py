@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import sys
 import time
@@ -112,6 +113,7 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)  # answers in order, then ``default_status``
     default_status: int = 200
     delay: float = 0.0
+    jitter: float = 0.0  # plus a random 0..jitter s, so that deliveries finish out of order
     reply: Callable[[Any], Any] | None = None  # event -> reply CloudEvent (or None)
     inflight: int = 0
     max_inflight: int = 0
@@ -125,8 +127,8 @@ class Receiver:
         self.inflight += 1
         self.max_inflight = max(self.max_inflight, self.inflight)
         try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
+            if self.delay or self.jitter:
+                await asyncio.sleep(self.delay + random.uniform(0, self.jitter))
             self.attempts.append((time.monotonic(), event))
             status = self.statuses.pop(0) if self.statuses else self.default_status
             if 200 <= status < 300 and self.dedupe.first_time(event.get_source(), event.get_id()):

@@ -180,6 +180,22 @@ async def test_parallelism_is_honoured(broker, receivers):
     await client.aclose()
 
 
+async def test_each_event_is_delivered_once_when_deliveries_finish_out_of_order(broker, receivers):
+    """Acks are coalesced (acks.py); acking a tag twice would close the channel and RabbitMQ
+    would deliver every unacked event again."""
+    rec = await receivers(jitter=0.05)
+    client = broker.client()
+    parser = unique_name("p")
+    client.put_trigger(trigger_object(unique_name(), rec.url, attributes={"subject": parser},
+                                      parallelism=20))
+    await asyncio.gather(*(client.publish(parser_event(parser)) for _ in range(300)))
+    await rec.wait_for(lambda r: len(r.unique) == 300, timeout=60)
+    await asyncio.sleep(1.0)  # a closed channel's redeliveries would arrive by now
+    assert len(rec.attempts) == 300
+    assert "PRECONDITION_FAILED" not in broker.log_text()
+    await client.aclose()
+
+
 async def test_malformed_events_are_rejected_with_every_reason(broker, receivers):
     rec = await receivers()
     client = broker.client()
