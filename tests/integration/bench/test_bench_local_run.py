@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,4 +80,6 @@ def test_report_of_a_real_run_renders(results: Path, tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     page = tmp_path / "report" / "index.html"
     dom = _run_chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
-    assert "cold_start: latency CDF" in dom and dom.count("<svg") >= 4
+    figures = re.findall(r'<figure class="plot" id="plot-([^"]+)"><svg', dom)
+    assert "breakdown-cold_start" in figures and len(figures) >= 3, figures
+    assert "<path" in dom
