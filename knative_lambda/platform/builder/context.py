@@ -33,8 +33,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 PACKAGE_DIR = Path(__file__).resolve().parents[2]  # knative_lambda/
 RUNTIME_DIR = PACKAGE_DIR / "platform" / "runtime"
 # What the Python wrapper imports from the project, and from PyPI (pinned to the platform's versions).
-WRAPPER_SUPPORT = ("settings.py", "errors.py", "contract")
-WRAPPER_DISTRIBUTIONS = ("aiohttp", "cloudevents", "python-dateutil")
+WRAPPER_SUPPORT = ("settings.py", "errors.py", "contract", "platform/tracing.py")
+WRAPPER_DISTRIBUTIONS = ("aiohttp", "cloudevents", "python-dateutil", "opentelemetry-api",
+                         "opentelemetry-sdk")
 _WRAPPER_SKIP = ("__pycache__",)
 
 
