@@ -23,12 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from knative_lambda.contract.bindings import to_http
 from knative_lambda.contract.events import EventKind
 from knative_lambda.contract.factory import new_event
-from knative_lambda.harness import local
 from knative_lambda.harness.headline import summarize
-from knative_lambda.harness.pytest_plugin import LOCAL_TEST_ENV
-from knative_lambda.harness.targets import load_target
+from knative_lambda.harness.pytest_plugin import LOCAL_TEST_ENV, local_platform
 from knative_lambda.platform import tracing
-from knative_lambda.settings import Settings
 
 HELLO = b"def handle(event):\n    return {'message': 'hello'}\n"
 ENV_FN = b"""import os, resource
@@ -56,24 +53,8 @@ PLATFORM_ENV = {
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    base = tmp_path_factory.mktemp("kl-obs")
-    state_path = base / "env.json"
-    saved = {k: os.environ.get(k) for k in PLATFORM_ENV}
-    os.environ.update(PLATFORM_ENV)
-    try:
-        local.up(state_path, base=Settings(data_dir=base / "data"), progress=lambda _m: None)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    target = load_target("local", state_path)
-    try:
+    with local_platform(tmp_path_factory.mktemp("kl-obs"), PLATFORM_ENV) as target:
         yield target
-    finally:
-        target.close()
-        local.down(state_path, progress=lambda _m: None, quiet=True)
 
 
 @pytest.fixture(scope="module")
