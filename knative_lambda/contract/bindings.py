@@ -15,6 +15,7 @@ every problem; no SDK exception escapes.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -164,7 +165,7 @@ def _binary(
     if problems:
         raise ContractError(problems)
     try:
-        return decode(build_event)
+        return decode(functools.partial(build_event, checked=True))
     except ContractError:
         raise
     except (BaseCloudEventException, ValueError, TypeError, AttributeError) as e:
@@ -269,7 +270,7 @@ def event_from_dict(doc: Any) -> CloudEvent:
         problems += attribute_problems(attrs)
     if problems:
         raise ContractError(problems)
-    return build_event(attrs, data)
+    return build_event(attrs, data, checked=isinstance(doc, Mapping))
 
 
 # Short names for code that stores events as JSON objects.
