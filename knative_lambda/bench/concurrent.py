@@ -26,16 +26,22 @@ class Outcome:
 
 
 def post_all(url: str, bodies: Sequence[bytes], *, headers: Callable[[int], dict[str, str]] | None = None,
-             concurrency: int = 100, timeout: float = 60.0) -> list[Outcome]:
-    """POST every body to ``url`` with at most ``concurrency`` in flight."""
+             concurrency: int = 100, timeout: float = 60.0, rate: float | None = None,
+             ) -> list[Outcome]:
+    """POST every body to ``url`` with at most ``concurrency`` in flight; with ``rate``,
+    request ``i`` starts no earlier than ``i / rate`` seconds in (an open-loop load)."""
 
     async def main() -> list[Outcome]:
         limit = asyncio.Semaphore(concurrency)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
         client_timeout = aiohttp.ClientTimeout(total=timeout)
         async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
 
             async def one(i: int, body: bytes) -> Outcome:
+                if rate:
+                    await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
                 async with limit:
                     sent, t0 = time.time(), time.perf_counter()
                     try:

@@ -19,6 +19,15 @@ NODE_HELLO = b'''module.exports = {
 };
 '''
 
+# Stamps when the event reached the function: the events benchmark measures
+# ingress -> function from it, whatever the reply's way back costs.
+PYTHON_STAMP = b'''import time
+
+
+def handle(event):
+    return {"received_at": time.time()}
+'''
+
 PYTHON_WITH_DEP = b'''import six
 
 
@@ -53,7 +62,12 @@ def python_with_dependency(nonce: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
-SOURCES = {"python": python_hello, "node": node_hello, "python-dep": python_with_dependency}
+def python_stamp(nonce: str | None = None) -> bytes:
+    return _tagged(PYTHON_STAMP, nonce, b"# nonce ")
+
+
+SOURCES = {"python": python_hello, "node": node_hello, "python-dep": python_with_dependency,
+           "python-stamp": python_stamp}
 
 
 def unique_id(prefix: str) -> str:

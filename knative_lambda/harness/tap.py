@@ -74,7 +74,9 @@ class EventTap:
         return {
             "apiVersion": "eventing.knative.dev/v1",
             "kind": "Trigger",
-            "metadata": {"name": self.name, "namespace": self.namespace},
+            # replies may come in bursts: drain them with the platform's default parallelism
+            "metadata": {"name": self.name, "namespace": self.namespace,
+                         "annotations": {"rabbitmq.eventing.knative.dev/parallelism": "50"}},
             "spec": {
                 "broker": self.broker,
                 "filters": self.filters,
