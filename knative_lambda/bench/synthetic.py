@@ -71,6 +71,11 @@ def synthetic_run(seed: int = 1, slowdown: float = 1.0, with_chaos: bool = True)
         "events.ingress", _lognormal(rng, 2e-3 * slowdown, 0.3, 3000), duration=1.2
     )
     benches.append(ev)
+    ev_burst = BenchmarkRecord("events_burst", "events", {"events": 2000}, "ok", duration=9.0)
+    ev_burst.measurements["events_burst"] = Measurement(
+        "events_burst", _lognormal(rng, 1.0 * slowdown, 0.3, 2000), duration=4.0 * slowdown
+    )
+    benches.append(ev_burst)
 
     burst = BenchmarkRecord("burst", "burst", {"requests": 50}, "ok", duration=5.0)
     burst.measurements["burst"] = Measurement("burst", _lognormal(rng, 0.12 * slowdown, 0.3, 50))
