@@ -18,6 +18,7 @@ from knative_lambda.chaos import context
 from knative_lambda.chaos.actions import function_of
 from knative_lambda.chaos.ledger import Ledger
 from knative_lambda.errors import ConfigError, KLError
+from knative_lambda.harness.polling import poll
 
 Configuration = dict[str, Any] | None
 
@@ -32,33 +33,18 @@ def platform_health(state: str | None = None, configuration: Configuration = Non
 def platform_healthy(wait_s: float = 0.0, state: str | None = None,
                      configuration: Configuration = None) -> bool:
     """True when every part is healthy (polling up to ``wait_s`` for it to become so)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            if all(p["ok"] for p in platform_health(state, configuration).values()):
-                return True
-        except (KLError, httpx.HTTPError):
-            pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.2)
+    return poll(lambda: all(p["ok"] for p in platform_health(state, configuration).values()),
+                wait_s, ignore=(KLError, httpx.HTTPError))
 
 
 def function_reachable(service: str, data: Any = None, wait_s: float = 0.0, timeout: float = 10.0,
                        state: str | None = None, configuration: Configuration = None) -> bool:
     """True when a POST to the function answers 2xx (polling up to ``wait_s``)."""
-    deadline = time.monotonic() + wait_s
     with context.target(state, configuration) as target:
         fn = function_of(target, service)
-        while True:
-            try:
-                if 200 <= target.invoke(fn, data if data is not None else {}, timeout=timeout).status < 300:
-                    return True
-            except (KLError, httpx.HTTPError):
-                pass
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.2)
+        payload = data if data is not None else {}
+        return poll(lambda: 200 <= target.invoke(fn, payload, timeout=timeout).status < 300,
+                    wait_s, ignore=(KLError, httpx.HTTPError))
 
 
 def instance_count(service: str, state: str | None = None, configuration: Configuration = None) -> int:
@@ -69,13 +55,8 @@ def instance_count(service: str, state: str | None = None, configuration: Config
 def instances_at_least(service: str, count: int = 1, wait_s: float = 0.0,
                        state: str | None = None, configuration: Configuration = None) -> bool:
     """True once the service has ``count`` instances (replacement after a kill)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        if instance_count(service, state, configuration) >= count:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
+    return poll(lambda: instance_count(service, state, configuration) >= count, wait_s,
+                interval=0.1)
 
 
 def ledger_balance(ledger: str = "stream", settle_s: float = 0.0, state: str | None = None,
@@ -132,16 +113,8 @@ def builds_in_flight(state: str | None = None, configuration: Configuration = No
 def no_builds_in_flight(wait_s: float = 0.0, state: str | None = None,
                         configuration: Configuration = None) -> bool:
     """True once no build runs or waits (a stuck build keeps this False)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            if builds_in_flight(state, configuration) == 0:
-                return True
-        except (KLError, httpx.HTTPError):
-            pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.2)
+    return poll(lambda: builds_in_flight(state, configuration) == 0, wait_s,
+                ignore=(KLError, httpx.HTTPError))
 
 
 def dead_letter_depth(state: str | None = None, configuration: Configuration = None) -> int:
@@ -205,13 +178,10 @@ def deployed_intact(wait_s: float = 30.0, state: str | None = None,
     path = context.chaos_dir(state, configuration) / "deployed.json"
     names = json.loads(path.read_text()) if path.exists() else []
     deadline = time.monotonic() + wait_s
-    for name in names:
-        while not (services_intact([name], state, configuration)
-                   and function_reachable(name, state=state, configuration=configuration)):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.2)
-    return True
+    return all(poll(lambda n=name: services_intact([n], state, configuration)
+                    and function_reachable(n, state=state, configuration=configuration),
+                    max(0.0, deadline - time.monotonic()))
+               for name in names)
 
 
 def load_failed_fast(name: str = "http", state: str | None = None,

@@ -19,6 +19,7 @@ from knative_lambda.contract import bindings, keys, names
 from knative_lambda.contract.events import EventKind, event_type
 from knative_lambda.contract.factory import correlation_id_of, new_event
 from knative_lambda.errors import PlatformError
+from knative_lambda.harness.polling import poll
 from knative_lambda.harness.tap import EventTap
 from knative_lambda.harness.targets.base import BuildOutcome, Function, Invocation
 from knative_lambda.settings import Settings
@@ -122,10 +123,10 @@ class PlatformTarget:
         content_hash = outcome.data.get("content_hash", "")
         fn = self.function(tp, parser, content_hash)
         # ready = traffic on the new revision and its trigger in place (events reach it)
-        while time.monotonic() < deadline:
-            if self.serving_hash(fn.service) == content_hash and self.trigger_exists(fn.service):
-                return fn
-            time.sleep(0.05)
+        if poll(lambda: self.serving_hash(fn.service) == content_hash
+                and self.trigger_exists(fn.service),
+                max(0.0, deadline - time.monotonic()), interval=0.05):
+            return fn
         raise PlatformError(f"{fn.service} not ready with revision {content_hash} after {timeout:.0f}s")
 
     def serving_hash(self, name: str) -> str | None:
@@ -170,11 +171,9 @@ class PlatformTarget:
         status = self.publish(event)
         if status != 202:
             raise PlatformError(f"broker ingress answered {status} to service.delete")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.service(fn.service) is None and not self.trigger_exists(fn.service):
-                return
-            time.sleep(0.1)
+        if poll(lambda: self.service(fn.service) is None and not self.trigger_exists(fn.service),
+                timeout, interval=0.1):
+            return
         raise PlatformError(f"{fn.service} still present {timeout:.0f}s after service.delete")
 
     def services(self) -> list[dict[str, Any]]:
@@ -234,9 +233,7 @@ class PlatformTarget:
 
     def wait_scaled_to_zero(self, fn: Function, *, timeout: float = 120.0) -> float:
         started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.instance_count(fn) == 0:
-                return time.monotonic() - started
-            time.sleep(0.1)
+        if poll(lambda: self.instance_count(fn) == 0, timeout, interval=0.1):
+            return time.monotonic() - started
         raise PlatformError(f"{fn.service} still has instances after {timeout:.0f}s")
 
