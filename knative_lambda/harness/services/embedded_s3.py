@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     from moto.server import ThreadedMotoServer  # heavy import: only in the server process
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request under load
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    # Block the stop signals before any thread starts (threads inherit the mask) and
+    # take them with sigwait: a Python handler would run only once the main thread
+    # wakes, and a signal the kernel hands to a server thread does not wake it.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
     s3 = client(args.port)
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"embedded S3 listening on 127.0.0.1:{args.port}", flush=True)
     if args.ready_file:
         args.ready_file.write_text(str(args.port))
-    stop.wait()
+    signal.sigwait(stop_signals)
     if snapshot:
         print(f"saved {dump(s3, snapshot)} objects to {snapshot}", flush=True)
     server.stop()
