@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -98,10 +99,18 @@ def read_keys(path: Path) -> list[Key]:
 
 
 class Ledger:
-    """One ledger directory (absolute: the counting function writes to it too)."""
+    """One ledger directory (absolute: the counting function writes to it too).
+
+    The counting function runs as an instance user of its own (the platform gives
+    up root for function code), which may not enter the chaos directory. So
+    :meth:`reset` puts the files in a fresh private-named directory under the
+    system temp dir that other users may write to but not list, and leaves a
+    symlink to it at the ledger's path.
+    """
 
     def __init__(self, directory: Path | str) -> None:
-        self.directory = Path(directory).resolve()
+        self.link = Path(directory).absolute()
+        self.directory = self.link.resolve()
 
     @property
     def sent_path(self) -> Path:
@@ -114,7 +123,16 @@ class Ledger:
     def reset(self) -> Ledger:
         """Start empty (a previous run's entries would falsify the balance)."""
         shutil.rmtree(self.directory, ignore_errors=True)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.link.is_symlink():
+            self.link.unlink()
+        box = Path(tempfile.mkdtemp(prefix="kl-ledger-"))  # unguessable: no symlink games in /tmp
+        for name, mode in ((SENT, 0o600), (PROCESSED, 0o622)):  # any instance user may append
+            (box / name).touch()
+            (box / name).chmod(mode)
+        box.chmod(0o733)  # enter and create, not list
+        self.link.parent.mkdir(parents=True, exist_ok=True)
+        self.link.symlink_to(box, target_is_directory=True)
+        self.directory = box
         return self
 
     def record_sent(self, source: str, event_id: str) -> None:

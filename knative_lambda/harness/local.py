@@ -257,6 +257,11 @@ def down(state_path: Path, *, progress: Progress = _stderr, quiet: bool = False)
         stopped += [f"faults-{link}" for link in
                     stop_link_proxies(state.settings.get("fault_links") or {})]
         stopped += [name for name in pool.map(stop_service, state.services.items()) if name]
+    if shutil.which("docker") and state.settings.get("data_dir"):  # left by a gateway killed before cleanup
+        from knative_lambda.platform.serving.containers import remove_containers
+
+        if removed := remove_containers(state.settings["data_dir"]):
+            stopped.append(f"{removed} instance containers")
     state_path.unlink(missing_ok=True)
     if not quiet:
         progress(f"stopped: {', '.join(stopped) or 'nothing was running'}")

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
@@ -28,6 +28,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from knative_lambda.errors import ConfigError
 
 _configured = False
+_file_exporter: JsonLinesExporter | None = None
 _tracers: dict[str, trace.Tracer] = {}
 # The platform's own hops carry W3C trace context only: half the cost of the global
 # composite propagator (which adds baggage) on the broker's per-event path.
@@ -41,15 +42,30 @@ class JsonLinesExporter(SpanExporter):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
+        self._out: TextIO | None = None  # held open by hold_open()
+
+    def hold_open(self) -> None:
+        """Open the file now and keep it: an instance that gives up root can still write."""
+        with self._lock:
+            if self._out is None:
+                self._out = open(self.path, "a")  # noqa: SIM115 - closed by shutdown()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = [json.dumps(span_record(s)) for s in spans]
-        with self._lock, open(self.path, "a") as out:
-            out.write("".join(line + "\n" for line in lines))
+        text = "".join(json.dumps(span_record(s)) + "\n" for s in spans)
+        with self._lock:
+            if self._out is not None:
+                self._out.write(text)
+                self._out.flush()
+            else:
+                with open(self.path, "a") as out:
+                    out.write(text)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        return None
+        with self._lock:
+            if self._out is not None:
+                self._out.close()
+                self._out = None
 
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:
@@ -102,11 +118,18 @@ def setup(component: str, data_dir: Path, file_stem: str = "", otlp_endpoint: st
 
         exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
     else:
-        exporter = JsonLinesExporter(Path(data_dir) / "traces" / f"{file_stem or component}.jsonl")
+        global _file_exporter
+        exporter = _file_exporter = JsonLinesExporter(Path(data_dir) / "traces" / f"{file_stem or component}.jsonl")
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
     trace.set_tracer_provider(provider)
     _tracers.clear()
     _configured = True
+
+
+def hold_file() -> None:
+    """Open this process's span file now (before it gives up the rights to open it)."""
+    if _file_exporter is not None:
+        _file_exporter.hold_open()
 
 
 def flush(timeout_ms: int = 2000) -> None:

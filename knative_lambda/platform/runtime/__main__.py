@@ -6,6 +6,7 @@ the gateway forks instances from the zygote instead. Prints ``READY <port>``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from knative_lambda.platform.runtime import app, loader, server
@@ -24,7 +25,8 @@ def main(argv: list[str]) -> int:
     except loader.FunctionLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    sock = server.listen(int(argv[1]) if len(argv) > 1 else 0)
+    # containers set KL_LISTEN_HOST=0.0.0.0: their port is published, loopback would be unreachable
+    sock = server.listen(int(argv[1]) if len(argv) > 1 else 0, os.environ.get("KL_LISTEN_HOST") or "127.0.0.1")
     print(f"READY {sock.getsockname()[1]}", flush=True)
     server.serve(sock, app.app_for_env(app.Invoker(fn, is_async)))
     return 0

@@ -94,7 +94,7 @@ const server = http.createServer((req, res) => {
   });
 });
 server.keepAliveTimeout = 75000;
-server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
+server.listen(Number(process.env.PORT || 0), process.env.KL_LISTEN_HOST || '127.0.0.1', () => {
   process.stdout.write(`READY ${server.address().port}\n`);
 });
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -8,10 +8,12 @@ is a blank runtime: its event loop runs, its HTTP server already listens on
 wait in ``accept()`` on the zygote's socket; the kernel gives each connection
 to one of them. A connection carries one JSON line::
 
-    {"artifact": "/abs/dir", "env": {...}, "memory_limit": 536870912, "workers": 10}
+    {"artifact": "/abs/dir", "env": {...}, "memory_limit": 536870912, "workers": 10,
+     "uid": 201234, "gid": 201234}
 
 The spare that takes it applies the memory limit and the scrubbed environment,
-imports the function and answers ``{"pid": 123, "taken": <time.monotonic() when
+gives up root for ``uid``/``gid`` when given (``runtime/privileges.py``), imports
+the function and answers ``{"pid": 123, "taken": <time.monotonic() when
 it took the job>, "port": 40123, "unix": "<dir>/i-123.sock"}`` (or
 ``{"error": "..."}``); from then on it is that function's instance. It keeps the connection open for its whole life: the
 gateway reads EOF when it dies, whatever killed it. The zygote forks a new
@@ -46,7 +48,7 @@ import aiohttp.web as web
 from knative_lambda.contract import bindings, factory  # noqa: F401
 from knative_lambda.platform import tracing
 from knative_lambda.platform.runtime import app as runtime_app
-from knative_lambda.platform.runtime import loader, server
+from knative_lambda.platform.runtime import loader, privileges, server
 
 try:
     import uvloop
@@ -130,6 +132,10 @@ async def _spare_main(listener: socket.socket, notify: int) -> int:
         os.environ.update({str(k): str(v) for k, v in (request.get("env") or {}).items()})
         artifact = loader.read_artifact(request["artifact"])
         os.chdir(artifact.code_dir)
+        if request.get("uid") is not None:  # give up root before any function code runs
+            tracing.hold_file()
+            artifact = privileges.anchor([artifact.dir]).artifact(artifact)  # imports: rerouted in main()
+            privileges.drop_to(int(request["uid"]), int(request["gid"]))
         fn, is_async = loader.load_python(artifact)
         slot.invoker = runtime_app.Invoker(fn, is_async, pool=pool)
         identity.set(os.environ.get("K_SERVICE", ""), os.environ.get("KL_PARSER_ID", ""),
@@ -186,6 +192,8 @@ def main(path: str, spares: int = 2) -> None:
     listener.bind(path)
     listener.listen(1024)
     taken_r, taken_w = os.pipe()
+    if os.geteuid() == 0:  # instances may give up root: reach the interpreter and platform through held dirs
+        privileges.reroute_imports(privileges.Anchors())
     gc.collect()
     gc.freeze()  # keep preloaded objects out of the children's GC: fewer copied pages
     live: set[int] = set()

@@ -5,7 +5,8 @@ Reads ``Settings.from_env()`` (``KL_PORT``, ``KL_TOKEN``, ``KL_DATA_DIR``,
 ``KL_AUTOSCALER_TICK=0.5``, ``KL_AUTOSCALER_STABLE_WINDOW=2s``,
 ``KL_AUTOSCALER_SCALE_TO_ZERO_GRACE_PERIOD=1s``) and gateway options
 ``KL_DOMAIN``, ``KL_GATEWAY_QUEUE_LIMIT``, ``KL_GATEWAY_BUFFER_TIMEOUT``,
-``KL_INSTANCE_MEMORY_MB``.
+``KL_INSTANCE_MEMORY_MB``, ``KL_INSTANCE_MODE`` (``process`` or ``container``:
+serving/containers.py).
 """
 
 from __future__ import annotations

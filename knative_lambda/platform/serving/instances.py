@@ -10,12 +10,15 @@ cloud credentials: only PATH/HOME/locale plus ``K_SERVICE``, ``K_REVISION``,
 ``KL_EVENT_PREFIX``, ``KL_PARSER_ID``) and a memory limit: ``RLIMIT_AS`` for
 Python; ``--max-old-space-size`` for Node, whose V8 reserves more address space
 than any sane RLIMIT_AS. Instances die with the zygote or gateway (PDEATHSIG).
+When the gateway runs as root, instances give up root before the function's
+code runs (``serving/isolation.py`` picks the user).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -27,7 +30,8 @@ from typing import Any
 
 import knative_lambda
 from knative_lambda.errors import PlatformError
-from knative_lambda.platform.runtime import loader
+from knative_lambda.platform.runtime import loader, privileges
+from knative_lambda.platform.serving import isolation
 
 KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
 WRAPPER_JS = Path(__file__).resolve().parent.parent / "runtime" / "wrapper.js"
@@ -177,11 +181,13 @@ class Zygote:
             self.socket_path.unlink()
 
 
-def _node_preexec() -> None:  # pragma: no cover - runs in the child
+def _node_preexec(user: isolation.InstanceUser | None = None) -> None:  # pragma: no cover - in the child
     from knative_lambda.platform.runtime.server import die_with_parent
 
     die_with_parent()
     os.setsid()
+    if user is not None:  # here, not Popen(user=...): uvloop's subprocess does not take those
+        privileges.drop_to(user.uid, user.gid)
 
 
 class Launcher:
@@ -201,6 +207,10 @@ class Launcher:
             trace_env["KL_OTLP_ENDPOINT"] = endpoint
         self.zygote = Zygote(sock, self.log_path, spares=spares, extra_env=trace_env)
         self.event_prefix = event_prefix
+        from knative_lambda.platform.serving.containers import Containers  # it imports this module
+
+        self.containers = Containers.from_env(data_dir, os.environ)  # None unless KL_INSTANCE_MODE=container
+        self.isolation = isolation.parse_policy(os.environ.get(isolation.ENV, ""), os.geteuid() == 0)
         self._artifacts: dict[str, loader.Artifact] = {}
 
     def instance_env(self, namespace: str, service: str, revision: str, artifact: loader.Artifact) -> dict[str, str]:
@@ -234,6 +244,10 @@ class Launcher:
             except loader.FunctionLoadError as exc:
                 raise LaunchError(str(exc)) from None
         env = self.instance_env(namespace, service, revision, artifact)
+        user = isolation.user_for(self.isolation, namespace, service)
+        if self.containers and (image := await self.containers.image_for(artifact_dir, artifact.manifest)):
+            return await self.containers.launch(image, env, memory_limit_mb, namespace, service, revision, on_pid,
+                                                user)
         if artifact.runtime == "python":
             request = {
                 "artifact": str(artifact.dir),
@@ -241,25 +255,42 @@ class Launcher:
                 "memory_limit": memory_limit_mb * 1024 * 1024,
                 "workers": workers,
             }
+            if user is not None:
+                request.update(uid=user.uid, gid=user.gid)
             return await self.zygote.fork(request, on_pid)
-        return await self._spawn_node(artifact, env, memory_limit_mb, on_pid)
+        return await self._spawn_node(artifact, env, memory_limit_mb, on_pid, user)
 
     async def _spawn_node(
-        self, artifact: loader.Artifact, env: dict[str, str], memory_limit_mb: int, on_pid: Any
+        self, artifact: loader.Artifact, env: dict[str, str], memory_limit_mb: int, on_pid: Any,
+        user: isolation.InstanceUser | None = None,
     ) -> ProcessHandle:
         env = {**env, "PORT": "0"}
+        cwd, wrapper = str(artifact.code_dir), str(WRAPPER_JS)
+        as_user: dict[str, Any] = {}
+        anchors = privileges.Anchors()
+        if user is not None:  # reach the code through held directories (runtime/privileges.py)
+            anchors = privileges.anchor([artifact.dir, WRAPPER_JS.parent])
+            artifact, wrapper = anchors.artifact(artifact), anchors.path(WRAPPER_JS)
+            cwd = str(artifact.code_dir)  # uvloop's child changes directory after preexec_fn
+            as_user = {"pass_fds": anchors.fds}
         if artifact.node_path:
             env["NODE_PATH"] = os.pathsep.join(artifact.node_path)
         argv = [artifact.node]
         if memory_limit_mb:
             argv.append(f"--max-old-space-size={memory_limit_mb}")
-        argv += [str(WRAPPER_JS), str(artifact.entry_path), artifact.export]
+        if user is not None:  # else node resolves the held paths back to ones it cannot enter
+            argv += ["--preserve-symlinks", "--preserve-symlinks-main"]
+        argv += [wrapper, str(artifact.entry_path), artifact.export]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log,
-                env=env, cwd=str(artifact.code_dir), preexec_fn=_node_preexec,
-            )
+        try:
+            with open(self.log_path, "ab") as log:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log,
+                    env=env, cwd=cwd, preexec_fn=functools.partial(_node_preexec, user), **as_user,
+                )
+        finally:
+            for fd in anchors.fds:
+                os.close(fd)
         started = time.monotonic()
         if on_pid is not None:
             on_pid(proc.pid, started)
@@ -275,6 +306,8 @@ class Launcher:
         return ProcessHandle(proc.pid, port, started, _proc=proc)
 
     async def close(self) -> None:
+        if self.containers is not None:
+            await self.containers.close()
         await self.zygote.stop()
 
 

@@ -26,6 +26,7 @@ from knative_lambda.contract.factory import new_event
 from knative_lambda.harness.headline import summarize
 from knative_lambda.harness.pytest_plugin import LOCAL_TEST_ENV, local_platform
 from knative_lambda.platform import tracing
+from knative_lambda.platform.serving import isolation
 
 HELLO = b"def handle(event):\n    return {'message': 'hello'}\n"
 ENV_FN = b"""import os, resource
@@ -37,10 +38,21 @@ def readable(pid):
     except OSError:
         return False
 
+def opens(path):
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
+
 def handle(event):
-    pids = [p for p in (event or {}).get("pids", []) if readable(p)]
+    import csv, sqlite3  # stdlib modules the runtime had not loaded: the import path still works
+    event = event or {}
+    pids = [p for p in event.get("pids", []) if readable(p)]
     return {"env": dict(os.environ), "rlimit_as": resource.getrlimit(resource.RLIMIT_AS)[0],
-            "token_in_environ_of": pids}
+            "token_in_environ_of": pids, "uid": os.getuid(), "gid": os.getgid(),
+            "groups": os.getgroups(), "state_file_readable": opens(event.get("state_file", "/")),
+            "imports": [csv.__name__, sqlite3.__name__]}
 """
 PLATFORM_ENV = {
     **LOCAL_TEST_ENV,
@@ -127,9 +139,10 @@ def test_unauthenticated_calls_are_rejected(platform: Any) -> None:
 
 def test_function_code_sees_no_platform_secret(platform: Any) -> None:
     fn = platform.deploy("envtest", "printenv", ENV_FN, timeout=60)
-    state = json.loads((Path(platform.settings.data_dir).parent / "env.json").read_text())
+    state_file = Path(platform.settings.data_dir).parent / "env.json"
+    state = json.loads(state_file.read_text())
     pids = [rec["pid"] for rec in state["components"].values()]
-    answer = platform.invoke(fn, {"pids": pids})
+    answer = platform.invoke(fn, {"pids": pids, "state_file": str(state_file)})
     assert answer.status == 200, answer.body
     result = answer.body["eventEntries"][0]
     env = result["env"]
@@ -139,10 +152,16 @@ def test_function_code_sees_no_platform_secret(platform: Any) -> None:
     assert not [v for v in env.values() for s in secrets if s and s in v]
     assert env["K_SERVICE"] == fn.service
     assert result["rlimit_as"] > 0  # a memory limit (RLIMIT_AS) is set
+    assert result["imports"] == ["csv", "sqlite3"]
     # nor can it read them from the platform processes' /proc/<pid>/environ (they are not
-    # dumpable); root bypasses that, and instances run as the platform's user
-    if os.geteuid() != 0:
-        assert result["token_in_environ_of"] == []
+    # dumpable) or from the 0600 state file: as root, instances run as a uid of their own
+    assert result["token_in_environ_of"] == []
+    if os.geteuid() == 0:
+        expected = isolation.user_for(isolation.parse_policy("", True), fn.namespace, fn.service)
+        assert (result["uid"], result["gid"], result["groups"]) == (expected.uid, expected.gid, [])
+        assert result["state_file_readable"] is False
+    else:
+        assert result["uid"] == os.geteuid()
 
 
 # --- tracing -----------------------------------------------------------------------------

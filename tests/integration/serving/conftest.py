@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+
+from knative_lambda.harness.services.ports import free_port
 
 TOKEN = "serving-test-token"
 
@@ -64,12 +65,6 @@ def make_artifact(root: Path, name: str, source: str, runtime: str = "python") -
         manifest["pythonpath"] = ["code"]
     (art / "manifest.json").write_text(json.dumps(manifest))
     return art
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class GatewayProc:

@@ -10,6 +10,8 @@ import httpx
 import psutil
 import pytest
 
+from knative_lambda.platform.serving import isolation
+
 from .conftest import (
     BROKEN_HANDLER,
     HELLO_HANDLER,
@@ -195,6 +197,30 @@ def test_node_function(gateway, artifacts):
     body = resp.json()
     assert body["succeeded"] is True and body["eventEntries"] == [{"node": True, "got": {"k": "v"}}]
     assert body["contextId"]  # the gateway's request id
+
+
+NODE_WHOAMI = """
+const greet = require("greet");
+module.exports = { handle: () => ({ uid: process.getuid(), groups: process.getgroups(), hi: greet() }) };
+"""
+
+
+def test_node_function_runs_as_its_own_user_with_its_modules(gateway, artifacts):
+    # the artifact sits below pytest's 0700 temporary directory: the instance reaches it
+    # through descriptors opened as root, and its own node_modules still resolve
+    art = make_artifact(artifacts, "nodewho", NODE_WHOAMI, runtime="node")
+    (art / "code" / "node_modules" / "greet").mkdir(parents=True)
+    (art / "code" / "node_modules" / "greet" / "index.js").write_text('module.exports = () => "hi";\n')
+    gateway.deploy("nodewho", art)
+    resp = invoke(gateway, "nodewho", {})
+    assert resp.status_code == 200, resp.text
+    (entry,) = resp.json()["eventEntries"]
+    assert entry["hi"] == "hi"
+    if os.geteuid() == 0:
+        user = isolation.user_for(isolation.parse_policy("", True), "default", "nodewho")
+        assert (entry["uid"], entry["groups"]) == (user.uid, [user.gid])
+    else:
+        assert entry["uid"] == os.geteuid()
 
 
 def test_cloudevents_through_the_gateway(gateway, artifacts):

@@ -99,3 +99,18 @@ def test_counting_function_records_each_delivery(tmp_path: Path, wrap) -> None:
 def test_counting_function_without_a_ledger_just_succeeds() -> None:
     assert counter_function.handle({"seq": 3}) == {"succeeded": True, "contextId": "3",
                                                     "eventEntries": []}
+
+
+def test_reset_puts_the_files_where_any_instance_user_can_append(tmp_path) -> None:
+    import stat
+
+    first = Ledger(tmp_path / "chaos" / "l").reset()
+    first.record_sent("s", "1")
+    box = first.directory
+    assert (tmp_path / "chaos" / "l").is_symlink() and (tmp_path / "chaos" / "l").resolve() == box
+    assert stat.S_IMODE(box.stat().st_mode) == 0o733  # others enter and create, not list
+    assert stat.S_IMODE(first.processed_path.stat().st_mode) == 0o622
+    again = Ledger(tmp_path / "chaos" / "l")  # another process finds the same files by name
+    assert again.directory == box and again.balance().sent == 1
+    fresh = again.reset()
+    assert fresh.balance().sent == 0 and not box.exists() and fresh.directory != box

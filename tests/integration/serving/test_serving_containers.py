@@ -1,0 +1,166 @@
+"""Container instances (KL_INSTANCE_MODE=container): a real docker-backend build, a real gateway.
+
+The hello function is built into an image by the builder's docker backend, the
+gateway starts its instance with ``docker run``, the request goes through the
+gateway to the container's published port, a killed container is seen gone,
+and scale to zero removes the container. Skipped, with the reason, when no
+Docker engine answers or the offline base image is missing (scripts/docker-setup.sh
+makes both; CI runs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from knative_lambda.contract.events import BuildRequest
+from knative_lambda.platform.builder.backends.docker import engine_reason
+from knative_lambda.platform.builder.config import BuilderConfig
+from knative_lambda.platform.builder.service import Builder
+from knative_lambda.platform.serving import containers
+from knative_lambda.settings import Settings
+
+from .conftest import BROKEN_HANDLER, GatewayProc
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+BASE = BuilderConfig().python_base
+
+
+def _tar_gz(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60).stdout
+
+
+@pytest.fixture(scope="module")
+def images(s3: Any, s3_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """Artifact dirs of two functions built by the docker backend: hello and one that cannot import."""
+    reason = asyncio.run(engine_reason())
+    if reason:
+        pytest.skip(reason)
+    if subprocess.run(["docker", "image", "inspect", BASE], capture_output=True).returncode != 0:
+        pytest.skip(f"base image {BASE} missing: run scripts/docker-setup.sh")
+    desc = s3.describe()
+    creds, (source, temp) = desc["credentials"], desc["buckets"]
+    settings = Settings(s3_endpoint=s3.url(), s3_access_key=creds["access_key"], s3_secret_key=creds["secret_key"],
+                        s3_region=creds["region"], source_bucket=source, temp_bucket=temp,
+                        data_dir=tmp_path_factory.mktemp("builder"))
+    builder = Builder(settings, BuilderConfig(offline=True, backoff_s=0, backend="docker"))
+    sources = {
+        "hello": {"handler.py": (EXAMPLES / "python-hello" / "handler.py").read_bytes()},
+        "broken": {"handler.py": BROKEN_HANDLER.encode()},
+    }
+
+    async def build_all() -> dict[str, Any]:
+        parsers = {}
+        for name, files in sources.items():
+            parsers[name] = f"p-{uuid.uuid4().hex[:10]}"
+            s3_client.put_object(Bucket=source, Key=f"global/parser/{parsers[name]}", Body=_tar_gz(files))
+        results = await asyncio.gather(*(builder.handle(BuildRequest("acme", p)) for p in parsers.values()))
+        return dict(zip(parsers, results, strict=True))
+
+    built = asyncio.run(build_all())
+    try:
+        for name, result in built.items():
+            assert result.status == "succeeded", f"{name}: {result.error_message}"
+        dirs = {name: builder.store.path(result.artifact) for name, result in built.items()}
+        assert containers.image_of(json.loads((dirs["hello"] / "manifest.json").read_text())) == (
+            built["hello"].image_uri)
+        yield dirs
+    finally:
+        for result in built.values():
+            if result.image_uri:
+                subprocess.run(["docker", "rmi", "-f", result.image_uri], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def gateway(images: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProc]:
+    gw = GatewayProc(tmp_path_factory.mktemp("gateway"), {"KL_INSTANCE_MODE": "container"})
+    data_dir = str((gw.tmp / "data").resolve())
+    try:
+        yield gw
+    finally:
+        gw.stop()
+        # closing the gateway removed its containers
+        assert _docker("ps", "-aq", "--filter", f"label={containers.LABEL_DATA_DIR}={data_dir}").split() == []
+
+
+def _containers_of(gw: GatewayProc, service: str) -> list[str]:
+    data_dir = str((gw.tmp / "data").resolve())
+    return _docker("ps", "-aq", "--no-trunc", "--filter", f"label={containers.LABEL_DATA_DIR}={data_dir}",
+                   "--filter", f"label={containers.LABEL_SERVICE}={service}").split()
+
+
+def test_container_instance_serves_dies_visibly_and_is_removed_at_zero(gateway, images) -> None:
+    gateway.deploy("hello", images["hello"])
+    resp = httpx.post(f"{gateway.url}/default/hello/", json={"name": "container"}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["eventEntries"] == [{"message": "hello, container", "runtime": "python"}]
+
+    (cid,) = _containers_of(gateway, "hello")
+    info = json.loads(_docker("inspect", cid))[0]
+    (inst,) = gateway.instances("hello")
+    assert inst["pid"] == info["State"]["Pid"]  # the gateway's instance is this container
+    assert info["Config"]["Labels"][containers.LABEL_REVISION] == gateway.service("hello")["latest_revision"]
+    assert info["HostConfig"]["Memory"] > 0
+    assert [b["HostIp"] for b in info["NetworkSettings"]["Ports"]["8080/tcp"]] == ["127.0.0.1"]
+    env = dict(e.split("=", 1) for e in info["Config"]["Env"])
+    assert env["K_SERVICE"] == "hello" and "KL_TOKEN" not in env and "KL_DATA_DIR" not in env
+
+    # a container that dies is seen gone, like an exited process
+    _docker("kill", cid)
+    stopped = gateway.wait_for(
+        lambda: [e for e in gateway.timeline("hello") if e["event"] == "instance_stopped" and e["instance"] == inst["id"]],
+        what="killed container seen gone")
+    assert stopped[0]["expected"] is False and stopped[0]["reason"].startswith("exit 137")
+    assert cid not in _containers_of(gateway, "hello")  # removed, not just exited
+
+    gateway.wait_for(lambda: gateway.instances("hello") == [] and
+                     gateway.service("hello")["revisions"][-1]["desired"] == 0, what="scale to zero")
+    assert _containers_of(gateway, "hello") == []
+
+
+def test_a_container_that_cannot_start_says_why(gateway, images) -> None:
+    gateway.deploy("broken", images["broken"])
+    resp = httpx.post(f"{gateway.url}/default/broken/", json={}, timeout=30)
+    assert resp.status_code == 502, resp.text
+    # the LaunchError carries the container's last log line
+    assert "exited with code" in resp.text and "no_such_module_anywhere" in resp.text, resp.text
+    gateway.api.delete("/apis/v1/namespaces/default/services/broken")
+    gateway.wait_for(lambda: _containers_of(gateway, "broken") == [], timeout=5, what="failed container removed")
+
+
+def test_leftovers_of_a_data_dir_are_found_by_label_and_removed(images, tmp_path) -> None:
+    # what `kl down` and a restarted gateway do with containers of a gateway that was killed
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    started = [
+        _docker("run", "-d", "--label", f"{containers.LABEL_MANAGED}=true",
+                "--label", f"{containers.LABEL_DATA_DIR}={d.resolve()}", BASE, "sleep", "60").strip()
+        for d in (mine, other)
+    ]
+    try:
+        assert all(started)
+        assert containers.remove_containers(mine) == 1
+        remaining = _docker("ps", "-aq", "--no-trunc", "--filter", f"label={containers.LABEL_MANAGED}=true").split()
+        assert started[0] not in remaining and started[1] in remaining
+    finally:
+        _docker("rm", "-f", *started)
