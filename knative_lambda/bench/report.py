@@ -233,6 +233,26 @@ def summary_rows(measurements: dict[str, Measurement]) -> list[dict[str, Any]]:
     return rows
 
 
+def span_rows(benches: Sequence[BenchmarkRecord]) -> list[dict[str, Any]]:
+    """Per benchmark with a span breakdown (cold start: ``extra["span_breakdown"]``), the
+    median of each span part and how many samples had their spans (pure)."""
+    rows = []
+    for bench in benches:
+        spans = bench.extra.get("span_breakdown")
+        if not isinstance(spans, dict) or not isinstance(spans.get("summary"), dict):
+            continue
+        summary, parts = spans["summary"], spans.get("parts") or {}
+        common = {"benchmark": bench.name, "note": str(summary.get("note", "")),
+                  "samples": f"{summary.get('complete', '?')} of {summary.get('samples', '?')}"}
+        medians = {k: float(v) for k, v in (summary.get("median_s") or {}).items()
+                   if isinstance(v, int | float)}
+        for key, median in medians.items():
+            rows.append({**common, "part": key, "median_s": median, "what": str(parts.get(key, ""))})
+        if not medians:  # every sample's spans were missing: say so rather than show nothing
+            rows.append({**common, "part": "-", "median_s": None, "what": "no spans found"})
+    return rows
+
+
 def comparison_rows(current: dict[str, Measurement],
                     baseline: dict[str, Measurement]) -> list[dict[str, Any]]:
     """Per measurement in both runs: medians, ratio of medians with CI, and a verdict word."""
@@ -394,6 +414,19 @@ def render(
     ))
     body.append('<p class="muted">Each value with its bootstrap 95 % interval below it '
                 "(error rate: Wilson interval; rps: Poisson).</p>")
+    spans = span_rows(benches)
+    if spans:
+        summary["span_breakdown"] = spans
+        body.append('<h2 id="spans">Span breakdown</h2>')
+        body.append(_table(
+            ("benchmark", "part", "median", "samples with spans", "what it measures"),
+            [(r["benchmark"], r["part"], "-" if r["median_s"] is None else fmt_value(r["median_s"], "time"),
+              r["samples"], r["what"]) for r in spans],
+        ))
+        for note in dict.fromkeys(f"{r['benchmark']}: {r['note']}" for r in spans if r["note"]):
+            body.append(f'<p class="noisy">{_e(note)}</p>')
+        body.append('<p class="muted">From the OpenTelemetry spans of each traced cold request '
+                    "(gateway.request, instance.invoke); the timeline breakdown is in the plots.</p>")
     if base_m is not None:
         comp = comparison_rows(measurements, base_m)
         summary["comparison"] = comp

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from knative_lambda.harness import local
 from knative_lambda.harness import state as statefile
@@ -30,6 +32,17 @@ class LocalTarget(PlatformTarget):
 
     def health(self) -> dict[str, tuple[bool, str]]:
         return local.health(self.state)
+
+    def trace_spans(self, trace_id: str, names: Sequence[str] = (), *, timeout: float = 5.0
+                    ) -> list[dict[str, Any]] | None:
+        """The spans of ``trace_id`` from the platform's span files (tracing.setup), once
+        every name in ``names`` is there or at the timeout; None when the platform
+        writes no span files (it exports to OTLP: no traces dir)."""
+        from knative_lambda.platform import tracing  # OpenTelemetry: only when asked
+
+        data_dir = Path(self.settings.data_dir)
+        spans = tracing.wait_for_trace(data_dir, trace_id, names, timeout=timeout)
+        return spans if spans or (data_dir / "traces").is_dir() else None
 
     # -- faults ---------------------------------------------------------------
     def parts(self) -> list[str]:

@@ -9,6 +9,7 @@ their fault hooks.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import boto3
@@ -144,9 +145,10 @@ class PlatformTarget:
         return Function(tp, parser, service, ns, f"{self.settings.gateway_url}/{ns}/{service}/",
                         content_hash)
 
-    def invoke(self, fn: Function, data: Any, *, timeout: float = 30.0) -> Invocation:
+    def invoke(self, fn: Function, data: Any, *, timeout: float = 30.0,
+               headers: dict[str, str] | None = None) -> Invocation:
         started = time.monotonic()
-        response = self.http.post(fn.url, json=data, timeout=timeout)
+        response = self.http.post(fn.url, json=data, timeout=timeout, headers=headers)
         try:
             body: Any = response.json()
         except ValueError:
@@ -221,6 +223,12 @@ class PlatformTarget:
                                  params={"service": f"{fn.namespace}/{fn.service}"})
         response.raise_for_status()
         return [e for e in response.json().get("events", []) if e.get("wall", 0.0) >= since]
+
+    def trace_spans(self, trace_id: str, names: Sequence[str] = (), *, timeout: float = 5.0
+                    ) -> list[dict[str, Any]] | None:
+        """The spans of ``trace_id`` (once ``names`` are all there, or at the timeout), or
+        None: a remote platform's spans go to its own collector, not to files read here."""
+        return None
 
     def direct_url(self, fn: Function) -> str | None:
         """URL of one ready instance, bypassing the gateway (the throughput baseline)."""
