@@ -6,17 +6,28 @@ node and an S3 server (minio if on PATH, else the embedded moto server) are
 started once and stopped at the end. When no RabbitMQ can be had at all, tests
 that need it are skipped with the one-line reason; a server that is there but
 fails to start is an error.
+
+Also shared: ``schemas_dir`` (the Knative CRD schemas manifests are validated
+against), ``serve_app`` (an aiohttp app on a free local port), and for tests
+that run a platform part as a subprocess, ``wait_healthz`` and ``stop_popen``
+(import them: ``from tests.conftest import ...``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from aiohttp import web
 
 from knative_lambda.errors import ServiceUnavailable
+from knative_lambda.harness.kube import knative_schemas_dir
+from knative_lambda.harness.polling import poll
 from knative_lambda.harness.services import (
     Service,
     boto3_client,
@@ -24,6 +35,7 @@ from knative_lambda.harness.services import (
     resolve_s3,
     with_services,
 )
+from knative_lambda.harness.services.ports import HOST, free_port
 from knative_lambda.settings import Settings
 
 
@@ -71,3 +83,61 @@ def service_settings(
         source_bucket=source, temp_bucket=temp, data_dir=tmp_path_factory.mktemp("kl-data")
     )
     return with_services(base, rabbitmq, s3)
+
+
+@pytest.fixture(scope="session")
+def schemas_dir() -> Path:
+    found = knative_schemas_dir()
+    if found is None:
+        pytest.skip(
+            "Knative CRD schemas not found: set KL_SCHEMAS_DIR or check out shared/ beside the repo"
+        )
+    return found
+
+
+@pytest.fixture
+async def serve_app() -> AsyncIterator[Callable[[web.Application], Awaitable[str]]]:
+    """``await serve_app(app)`` serves ``app`` on a free local port and returns its base URL;
+    every app served is cleaned up after the test."""
+    runners: list[web.AppRunner] = []
+
+    async def serve(app: web.Application) -> str:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        port = free_port()
+        await web.TCPSite(runner, HOST, port).start()
+        return f"http://{HOST}:{port}"
+
+    yield serve
+    for runner in runners:
+        await runner.cleanup()
+
+
+def stop_popen(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it is still running after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def wait_healthz(proc: subprocess.Popen[bytes], url: str, name: str, log: Path,
+                 timeout: float = 30.0) -> None:
+    """Wait until ``url``/healthz answers 200; if ``proc`` exits or ``timeout`` passes
+    first, stop it and fail with the tail of its ``log``."""
+
+    def tail() -> str:
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited {proc.returncode}: {tail()}")
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+
+    if not poll(healthy, timeout, interval=0.1, ignore=(httpx.HTTPError,)):
+        stop_popen(proc)
+        raise AssertionError(f"{name} not healthy in {timeout:g} s: {tail()}")

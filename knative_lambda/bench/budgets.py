@@ -49,6 +49,7 @@ import yaml
 from knative_lambda.bench import stats as st
 from knative_lambda.bench.results import Measurement
 from knative_lambda.errors import ConfigError
+from knative_lambda.files import compose_yaml, read_text
 
 BUDGET_VERSION = 1
 
@@ -192,12 +193,7 @@ def _where(source: str, node: yaml.Node) -> str:
 
 def parse_budgets(text: str, source: str = "<budgets>") -> Budgets:
     """Parse a budget file's text; every error names the file, line and key."""
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{source}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    root = compose_yaml(text, source)
     if root is None or not isinstance(root, yaml.MappingNode):
         raise ConfigError(f"{source}: a budget file is a mapping with 'thresholds:'")
     top: dict[str, yaml.Node] = {}
@@ -251,14 +247,7 @@ def parse_budgets(text: str, source: str = "<budgets>") -> Budgets:
 
 
 def load_budgets(path: Path) -> Budgets:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read budget file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: cannot read budget file (not UTF-8 text)") from None
-    return parse_budgets(text, str(path))
+    return parse_budgets(read_text(path, "budget file"), str(path))
 
 
 # -- verdicts ---------------------------------------------------------------

@@ -33,6 +33,7 @@ from typing import Any
 
 from knative_lambda.bench.stats import Summary, summarize
 from knative_lambda.errors import ConfigError
+from knative_lambda.files import read_json
 
 SCHEMA = "knative-lambda/bench-result"
 SCHEMA_VERSION = 1
@@ -237,22 +238,7 @@ def save(record: RunRecord, path: Path) -> None:
 
 
 def load(path: Path) -> RunRecord:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read result file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a result file: not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: not a result file: JSON nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer over sys.get_int_max_str_digits() digits
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
-    return RunRecord.from_dict(data, str(path))
+    return RunRecord.from_dict(read_json(path, "result file"), str(path))
 
 
 # -- metadata ---------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from knative_lambda.errors import ConfigError
+from knative_lambda.files import compose_yaml, read_text
 
 KINDS = ("cold_start", "build", "throughput", "events", "burst", "scale_to_zero")
 SUITE_VERSION = 1
@@ -76,12 +77,7 @@ def _seconds(value: Any, where: str, key: str) -> float | None:
 
 def parse_suite(text: str, source: str = "<suite>", name: str | None = None) -> Suite:
     """Parse and validate a whole suite before anything runs; errors name file and line."""
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{source}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    root = compose_yaml(text, source)
     if not isinstance(root, yaml.MappingNode):
         raise ConfigError(f"{source}: a suite is a mapping with 'benchmarks:'")
     top = {k.value: v for k, v in root.value}
@@ -143,7 +139,7 @@ def load_suite(name_or_path: str) -> Suite:
     ]
     for path in candidates:
         if path.is_file():
-            return parse_suite(path.read_text(), str(path), Path(path).stem)
+            return parse_suite(read_text(path, "suite file"), str(path), Path(path).stem)
     names = sorted({p.stem for d in suite_dirs() if d.is_dir() for p in d.glob("*.yaml")})
     raise ConfigError(f"no suite {name_or_path!r} (known: {', '.join(names) or 'none'}; "
                       "or give a path to a .yaml file)")

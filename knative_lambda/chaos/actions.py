@@ -25,6 +25,7 @@ from knative_lambda.chaos import context
 from knative_lambda.chaos.ledger import Ledger
 from knative_lambda.chaos.load import LoadPlan, LoadRun
 from knative_lambda.errors import ConfigError, KLError, PlatformError
+from knative_lambda.harness.polling import poll
 
 Configuration = dict[str, Any] | None
 _RUNS: dict[str, LoadRun] = {}  # background loads of this process, by name
@@ -157,11 +158,10 @@ def deploy_counter(tp: str = "chaos", parser: str = "counter", timeout: float = 
                                 f"{outcome.data.get('error_message')}")
         content_hash = outcome.data.get("content_hash", "")
         fn = function_of(target, f"{tp}/{parser}")
-        while not _serves(target.service(fn.service), content_hash):
-            if time.monotonic() >= deadline:
-                raise PlatformError(f"{fn.service} not ready with revision {content_hash} "
-                                    f"after {timeout:.0f}s")
-            time.sleep(0.1)
+        if not poll(lambda: _serves(target.service(fn.service), content_hash),
+                    max(0.0, deadline - time.monotonic()), interval=0.1):
+            raise PlatformError(f"{fn.service} not ready with revision {content_hash} "
+                                f"after {timeout:.0f}s")
     _remember_deployed(fn.service, state, configuration)
     return {"service": fn.service, "url": fn.url, "content_hash": content_hash}
 
@@ -345,13 +345,11 @@ def await_instances(service: str, count: int = 1, within_s: float = 2.0, state: 
     started = time.monotonic()
     with context.target(state, configuration) as target:
         fn = function_of(target, service)
-        while True:
-            if target.instance_count(fn) >= count:
-                return round(time.monotonic() - started, 3)
-            if time.monotonic() - started >= within_s:
-                raise PlatformError(f"{fn.service}: fewer than {count} instance(s) "
-                                    f"{within_s:.1f}s after the kill")
-            time.sleep(0.05)
+        if not poll(lambda: target.instance_count(fn) >= count,
+                    max(0.0, started + within_s - time.monotonic()), interval=0.05):
+            raise PlatformError(f"{fn.service}: fewer than {count} instance(s) "
+                                f"{within_s:.1f}s after the kill")
+        return round(time.monotonic() - started, 3)
 
 
 def ensure_healthy(timeout: float = 60.0, state: str | None = None,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from knative_lambda.errors import ConfigError
+from knative_lambda.files import read_json
 from knative_lambda.settings import Settings
 
 DEFAULT_STATE = Path(".kl/env.json")
@@ -48,16 +49,8 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
 def load(path: Path | str | None = None) -> State:
     """Read the state file; a missing or unreadable one is a ConfigError saying what to do."""
     path = Path(path) if path else default_state_path()
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"no platform state at {path}: run 'kl up' first (or pass --state)") from None
-    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, a huge integer
-        raise ConfigError(f"cannot read state file {path}: {exc}; remove it or run 'kl down'") from None
-    except RecursionError:
-        raise ConfigError(
-            f"cannot read state file {path}: JSON nested too deeply; remove it or run 'kl down'"
-        ) from None
+    raw = read_json(path, "state file", hint="; remove it or run 'kl down'",
+                    missing=f"no platform state at {path}: run 'kl up' first (or pass --state)")
     if not isinstance(raw, dict):
         raise ConfigError(f"state file {path} is not a JSON object; remove it or run 'kl down'")
     known = {f.name for f in fields(State)}

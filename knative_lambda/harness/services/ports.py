@@ -1,11 +1,9 @@
-"""Free local ports and small waits, shared by the service providers."""
+"""Free local ports, shared by the service providers."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
-import time
-from collections.abc import Callable
 
 HOST = "127.0.0.1"
 
@@ -37,14 +35,3 @@ def port_open(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True
     return False
-
-
-def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    """Poll ``check`` until it is true or ``timeout`` seconds pass; return its last answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)

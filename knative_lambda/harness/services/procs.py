@@ -13,11 +13,12 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from knative_lambda.harness.polling import poll
 
 
 def spawn(
@@ -68,12 +69,7 @@ def alive(ident: dict[str, Any] | None) -> bool:
 
 
 def wait_gone(idents: list[dict[str, Any]], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while any(alive(i) for i in idents):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return poll(lambda: not any(alive(i) for i in idents), timeout, interval=0.05)
 
 
 def terminate(
@@ -101,9 +97,7 @@ def terminate(
 def _wait_stopped(procs: list[psutil.Process], timeout: float) -> None:
     # Polling, not psutil.wait_procs: a process we did not spawn may linger as a
     # zombie that only its new parent can reap; it counts as stopped.
-    deadline = time.monotonic() + timeout
-    while any(_running(p) for p in procs) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll(lambda: not any(_running(p) for p in procs), timeout, interval=0.05)
 
 
 def _children(proc: psutil.Process) -> list[psutil.Process]:

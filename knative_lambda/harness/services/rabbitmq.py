@@ -28,9 +28,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from knative_lambda.errors import ServiceUnavailable
+from knative_lambda.harness.polling import poll
 from knative_lambda.harness.services import procs
 from knative_lambda.harness.services.containers import Container, docker_problem
-from knative_lambda.harness.services.ports import HOST, free_ports, port_open, wait_until
+from knative_lambda.harness.services.ports import HOST, free_ports, port_open
 
 IMAGE = os.environ.get("KL_RABBITMQ_IMAGE", "rabbitmq:3-management")
 USER = PASSWORD = "guest"  # guest may only log in from localhost, which is all we use
@@ -403,7 +404,7 @@ class RabbitMQContainer:
         self._wait()
 
     def _wait(self) -> None:
-        if not wait_until(lambda: self.health()[0], self.start_timeout, 0.5):
+        if not poll(lambda: self.health()[0], self.start_timeout, interval=0.5):
             raise ServiceUnavailable(
                 f"RabbitMQ container {self.container.container_id[:12]} "
                 f"not healthy after {self.start_timeout:.0f}s"

@@ -23,9 +23,10 @@ import boto3
 from botocore.config import Config
 
 from knative_lambda.errors import ConfigError, ServiceUnavailable
+from knative_lambda.harness.polling import poll
 from knative_lambda.harness.services import procs
 from knative_lambda.harness.services.containers import Container, docker_problem
-from knative_lambda.harness.services.ports import HOST, free_ports, port_open, wait_until
+from knative_lambda.harness.services.ports import HOST, free_ports, port_open
 
 MINIO_IMAGE = os.environ.get("KL_MINIO_IMAGE", "minio/minio:latest")
 # Fixed keys for the servers we run ourselves (MinIO wants a secret of 8+ chars).
@@ -113,7 +114,7 @@ class _S3Base:
             except Exception:
                 return False
 
-        if not wait_until(answers, self.start_timeout, 0.1):
+        if not poll(answers, self.start_timeout, interval=0.1):
             raise ServiceUnavailable(
                 f"S3 unavailable: {what} did not answer at {self._endpoint} "
                 f"within {self.start_timeout:.0f}s"
@@ -284,7 +285,7 @@ class EmbeddedS3(_S3Process):
                 )
             return self.ready_file.exists()
 
-        if not wait_until(ready, self.start_timeout, 0.05):
+        if not poll(ready, self.start_timeout, interval=0.05):
             raise ServiceUnavailable(
                 f"S3 unavailable: the embedded S3 server was not ready "
                 f"within {self.start_timeout:.0f}s"

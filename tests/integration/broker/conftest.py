@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from aiohttp import web
 
@@ -31,6 +30,7 @@ from knative_lambda.contract.factory import new_event
 from knative_lambda.harness.services.ports import free_port
 from knative_lambda.platform.broker.client import BrokerClient
 from knative_lambda.settings import Settings
+from tests.conftest import stop_popen, wait_healthz
 
 
 @dataclass
@@ -45,13 +45,7 @@ class BrokerProcess:
         return BrokerClient(self.url, self.token)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_popen(self.proc)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -69,18 +63,8 @@ def spawn_broker(amqp_url: str, data_dir: Path, token: str = "", **extra_env: st
         proc = subprocess.Popen([sys.executable, "-m", "knative_lambda.platform.broker"],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     bp = BrokerProcess(f"http://127.0.0.1:{port}", data_dir, proc, log, token)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"broker exited {proc.returncode}: {bp.log_text()[-2000:]}")
-        try:
-            if httpx.get(f"{bp.url}/healthz", timeout=1).status_code == 200:
-                return bp
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    bp.stop()
-    raise AssertionError(f"broker not healthy in 30 s: {bp.log_text()[-2000:]}")
+    wait_healthz(proc, bp.url, "broker", log)
+    return bp
 
 
 @pytest.fixture

@@ -3,16 +3,12 @@ dedupe, wait mode, the read API and its token."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
-from aiohttp import web
 
 from knative_lambda.contract.bindings import to_http
 from knative_lambda.contract.events import BuildRequest, EventKind, tenant_source
 from knative_lambda.contract.factory import new_event
-from knative_lambda.harness.services.ports import free_port
 from knative_lambda.platform.builder.app import builder_trigger, make_app
 from knative_lambda.platform.builder.config import BuilderConfig
 from knative_lambda.settings import Settings
@@ -21,17 +17,9 @@ TOKEN = "tok"
 
 
 @pytest.fixture
-async def served(builder_settings: Settings) -> AsyncIterator[str]:
+async def served(builder_settings: Settings, serve_app) -> str:
     settings = Settings(**(builder_settings.__dict__ | {"token": TOKEN}))
-    app = make_app(settings, BuilderConfig(offline=True, backoff_s=0, rate_per_s=0.01, burst=2))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    return await serve_app(make_app(settings, BuilderConfig(offline=True, backoff_s=0, rate_per_s=0.01, burst=2)))
 
 
 def start(parser: str) -> tuple[dict[str, str], bytes]:

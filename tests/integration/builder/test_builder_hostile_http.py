@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
-from aiohttp import web
 
-from knative_lambda.harness.services.ports import free_port
 from knative_lambda.platform.builder.app import make_app
 from knative_lambda.platform.builder.config import BuilderConfig
 from knative_lambda.settings import Settings
@@ -22,17 +18,9 @@ DATA = b'{"third_party_id": "acme", "parser_id": "parser-1"}'
 
 
 @pytest.fixture
-async def served(builder_settings: Settings) -> AsyncIterator[str]:
+async def served(builder_settings: Settings, serve_app) -> str:
     settings = Settings(**(builder_settings.__dict__ | {"token": TOKEN}))
-    app = make_app(settings, BuilderConfig(offline=True, backoff_s=0))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    return await serve_app(make_app(settings, BuilderConfig(offline=True, backoff_s=0)))
 
 
 @pytest.mark.parametrize(

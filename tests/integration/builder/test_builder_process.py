@@ -35,6 +35,7 @@ from knative_lambda.platform.broker.client import BrokerClient
 from knative_lambda.platform.broker.triggers import trigger_object
 from knative_lambda.platform.builder import artifact
 from knative_lambda.settings import Settings
+from tests.conftest import stop_popen, wait_healthz
 
 from .conftest import EXAMPLES
 
@@ -50,13 +51,7 @@ class Proc:
     log: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_popen(self.proc)
 
 
 def spawn(name: str, module: str, settings: Settings, extra: dict[str, str]) -> Proc:
@@ -66,18 +61,8 @@ def spawn(name: str, module: str, settings: Settings, extra: dict[str, str]) -> 
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=out, stderr=subprocess.STDOUT)
     p = Proc(name, f"http://127.0.0.1:{settings.port}", proc, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{name} exited {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{p.url}/healthz", timeout=1).status_code == 200:
-                return p
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    p.stop()
-    raise AssertionError(f"{name} not healthy in 30 s: {log.read_text()[-2000:]}")
+    wait_healthz(proc, p.url, name, log)
+    return p
 
 
 @dataclass
@@ -142,16 +127,12 @@ class Sink:
 
 
 @pytest.fixture
-async def sink(platform: Platform) -> AsyncIterator[Sink]:
+async def sink(platform: Platform, serve_app) -> AsyncIterator[Sink]:
     """A receiver subscribed (through a real trigger) to the three build result types."""
     rec = Sink()
     app = web.Application()
     app.router.add_post("/", rec.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    rec.url = f"http://127.0.0.1:{port}/"
+    rec.url = await serve_app(app) + "/"
     name = f"results-{uuid.uuid4().hex[:8]}"
     client = BrokerClient(platform.settings.broker_url, TOKEN)
     kinds = (EventKind.BUILD_COMPLETE, EventKind.BUILD_FAILED, EventKind.BUILD_TIMEOUT)
@@ -161,7 +142,6 @@ async def sink(platform: Platform) -> AsyncIterator[Sink]:
     finally:
         client.delete_trigger(name)
         client.close()
-        await runner.cleanup()
 
 
 def put_source(platform: Platform, s3_client: Any, data: bytes) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -24,13 +23,10 @@ import httpx
 import pytest
 from aiohttp import web
 
+from knative_lambda.harness.polling import poll
+from knative_lambda.harness.services.ports import free_port
 from knative_lambda.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import stop_popen
 
 
 @dataclass
@@ -200,19 +196,9 @@ def wait_healthy(proc: Proc, timeout: float = 30.0) -> None:
 
 
 def stop_process(proc: Proc) -> None:
-    if proc.popen.poll() is None:
-        proc.popen.terminate()
-        try:
-            proc.popen.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.popen.kill()
-            proc.popen.wait(5)
+    stop_popen(proc.popen)
 
 
 def wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    if not poll(predicate, timeout, interval=0.05):
+        raise AssertionError(f"timed out waiting for {what}")

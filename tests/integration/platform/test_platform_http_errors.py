@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from aiohttp import web
 
-from knative_lambda.harness.services.ports import free_port
 from knative_lambda.platform.http import auth_middleware, json_errors, use_json_errors
 
 LIMIT = 1000
@@ -36,7 +34,7 @@ async def _redirect(_: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[str]:
+async def served(serve_app) -> str:
     app = web.Application(middlewares=[auth_middleware("tok", ("/private",))], client_max_size=LIMIT)
     app.router.add_post("/echo", _echo)
     app.router.add_get("/conflict", _teapot)
@@ -45,14 +43,7 @@ async def served() -> AsyncIterator[str]:
     use_json_errors(app)
     use_json_errors(app)  # idempotent: run_app calls it again
     assert list(app.middlewares).count(json_errors) == 1 and app.middlewares[0] is json_errors
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    return await serve_app(app)
 
 
 def _error(response: httpx.Response) -> str:

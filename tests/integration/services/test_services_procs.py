@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psutil
 
+from knative_lambda.harness.polling import poll
 from knative_lambda.harness.services import procs
-from knative_lambda.harness.services.ports import wait_until
 
 
 def test_terminate_ends_the_whole_group(tmp_path) -> None:
@@ -16,7 +16,7 @@ def test_terminate_ends_the_whole_group(tmp_path) -> None:
         log_path=tmp_path / "log" / "x.log",
     )
     ident = procs.identity(popen.pid)
-    assert wait_until(lambda: len(psutil.Process(popen.pid).children()) == 2, 5)
+    assert poll(lambda: len(psutil.Process(popen.pid).children()) == 2, 5)
     children = [procs.identity(c.pid) for c in psutil.Process(popen.pid).children()]
     assert procs.alive(ident)
     procs.terminate(ident, grace=2.0, popen=popen)
