@@ -245,6 +245,8 @@ class Launcher:
                 raise LaunchError(str(exc)) from None
         env = self.instance_env(namespace, service, revision, artifact)
         user = isolation.user_for(self.isolation, namespace, service)
+        if user is not None:  # the platform user's home is not the instance user's to write
+            env["HOME"] = env.get("TMPDIR") or "/tmp"
         if self.containers and (image := await self.containers.image_for(artifact_dir, artifact.manifest)):
             return await self.containers.launch(image, env, memory_limit_mb, namespace, service, revision, on_pid,
                                                 user)

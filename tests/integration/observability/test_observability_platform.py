@@ -160,6 +160,7 @@ def test_function_code_sees_no_platform_secret(platform: Any) -> None:
         expected = isolation.user_for(isolation.parse_policy("", True), fn.namespace, fn.service)
         assert (result["uid"], result["gid"], result["groups"]) == (expected.uid, expected.gid, [])
         assert result["state_file_readable"] is False
+        assert env["HOME"] == os.environ.get("TMPDIR", "/tmp")  # a home it may write to
     else:
         assert result["uid"] == os.geteuid()
 
