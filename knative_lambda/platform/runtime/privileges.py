@@ -23,15 +23,13 @@ class Anchors:
 
     def __init__(self) -> None:
         self.dirs: dict[str, str] = {}  # real path -> /proc/self/fd/N
-
-    @property
-    def fds(self) -> list[int]:
-        return [int(p.rsplit("/", 1)[1]) for p in self.dirs.values()]
+        self.fds: list[int] = []
 
     def add(self, path: str | os.PathLike[str]) -> None:
         real = os.path.realpath(path)
         if real not in self.dirs and os.path.isdir(real):
             fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.fds.append(fd)
             self.dirs[real] = f"/proc/self/fd/{fd}"
 
     def path(self, path: str | os.PathLike[str]) -> str:
