@@ -9,7 +9,7 @@ deletes the cluster. Every version comes from :mod:`.versions`.
 Order (each install is followed by a readiness wait before anything uses it):
 
     preflight -> local registry -> kind cluster (+ registry wiring)
-    -> cert-manager -> Knative Serving CRDs, core, Kourier, config
+    -> cert-manager -> Knative Serving CRDs, core (+ its webhook), Kourier, config
     -> Knative Eventing CRDs, core -> RabbitMQ cluster + topology operators
     -> eventing-rabbitmq broker -> RabbitmqCluster -> MinIO + buckets
     -> RabbitmqBrokerConfig + Broker -> platform image build + kind load
@@ -196,11 +196,20 @@ def local_registry_hosting(options: KindOptions) -> dict[str, Any]:
     }
 
 
-def rabbitmq_cluster() -> dict[str, Any]:
+# The messaging topology operator refuses Exchanges/Queues/Bindings from another
+# namespace than the cluster's unless the cluster lists it here
+# (messaging-topology-operator rabbitmqclient/cluster_reference.go AllowedNamespace);
+# eventing-rabbitmq creates them in the Broker's namespace.
+TOPOLOGY_ALLOWED_NAMESPACES = "rabbitmq.com/topology-allowed-namespaces"
+
+
+def rabbitmq_cluster(options: KindOptions) -> dict[str, Any]:
+    meta = _meta(RABBITMQ_CLUSTER, RABBITMQ_NS)
+    meta["annotations"] = {TOPOLOGY_ALLOWED_NAMESPACES: options.namespace}
     return {
         "apiVersion": "rabbitmq.com/v1beta1",
         "kind": "RabbitmqCluster",
-        "metadata": _meta(RABBITMQ_CLUSTER, RABBITMQ_NS),
+        "metadata": meta,
         "spec": {
             "replicas": 1,
             "image": versions.RABBITMQ_IMAGE,
@@ -327,7 +336,7 @@ def platform_settings(options: KindOptions) -> Settings:
         temp_bucket=options.temp_bucket,
         registry=REGISTRY_IN_CLUSTER,
         namespace=options.namespace,
-        broker_url=f"http://default-broker-ingress.{options.namespace}.svc.cluster.local",
+        broker_url=f"http://{broker_ingress_host(options)}",
         builder_url=f"http://kl-builder.{PLATFORM_NS}.svc",
         gateway_url="http://kourier.kourier-system.svc.cluster.local",
         token=options.token,
@@ -449,12 +458,27 @@ def platform_triggers(options: KindOptions) -> list[dict[str, Any]]:
     ]
 
 
-def broker_ingress_service(options: KindOptions) -> dict[str, Any]:
-    """A NodePort onto the RabbitMQ broker's ingress pods, so the host can publish events."""
-    selector = {
-        "eventing.knative.dev/broker": "default",
+def broker_ingress_host(options: KindOptions) -> str:
+    """The Broker's address host, as eventing-rabbitmq sets it in ``status.address``.
+
+    eventing-rabbitmq pkg/reconciler/broker/resources/ingress.go names the Service
+    ``<broker>-broker-ingress`` in the Broker's namespace; broker.go publishes
+    ``http://`` + network.GetServiceHostname(name, namespace), with no path.
+    """
+    return f"{kn.DEFAULT_BROKER}-broker-ingress.{options.namespace}.svc.cluster.local"
+
+
+def broker_ingress_labels() -> dict[str, str]:
+    """eventing-rabbitmq's IngressLabels(broker) (pkg/reconciler/broker/resources/ingress.go)."""
+    return {
+        "eventing.knative.dev/broker": kn.DEFAULT_BROKER,
         "eventing.knative.dev/brokerRole": "ingress",
     }
+
+
+def broker_ingress_service(options: KindOptions) -> dict[str, Any]:
+    """A NodePort onto the RabbitMQ broker's ingress pods, so the host can publish events."""
+    selector = broker_ingress_labels()
     return _service(
         "kl-broker-ingress", options.namespace, selector, 80, 8080, node_port=INGRESS_NODE_PORT
     )
@@ -487,6 +511,22 @@ def _wait_deployments(phase: str, ns: str, timeout: str) -> Step:
             "--for=condition=Available",
             "deployment",
             "--all",
+            "-n",
+            ns,
+            f"--timeout={timeout}",
+        ),
+    )
+
+
+def _wait_deployment(phase: str, ns: str, name: str, timeout: str) -> Step:
+    return Step(
+        phase,
+        f"wait for deployment {name} in {ns} to be available",
+        "wait",
+        _kubectl(
+            "wait",
+            "--for=condition=Available",
+            f"deployment/{name}",
             "-n",
             ns,
             f"--timeout={timeout}",
@@ -598,6 +638,10 @@ def plan(options: KindOptions | None = None) -> list[Step]:
         _apply_url("serving", versions.SERVING_CRDS, {kind_name(kn.SERVING_API, "Service")}),
         _wait_crds("serving", ["services.serving.knative.dev", "revisions.serving.knative.dev"], t),
         _apply_url("serving", versions.SERVING_CORE),
+        # config-network and config-domain carry the labels of Serving's
+        # config.webhook.serving.knative.dev (failurePolicy: Fail), so patching
+        # them before the webhook serves is refused.
+        _wait_deployment("serving", "knative-serving", "webhook", t),
         _apply_url("serving", versions.KOURIER),
         Step(
             "serving",
@@ -682,7 +726,7 @@ def plan(options: KindOptions | None = None) -> list[Step]:
         _wait_crds("rabbitmq", ["rabbitmqbrokerconfigs.eventing.knative.dev"], t),
         _wait_deployments("rabbitmq", "knative-eventing", t),
         _apply("rabbitmq", namespace(RABBITMQ_NS)),
-        _apply("rabbitmq", rabbitmq_cluster()),
+        _apply("rabbitmq", rabbitmq_cluster(o)),
         Step(
             "rabbitmq",
             "wait for the RabbitMQ cluster",
@@ -725,7 +769,7 @@ def plan(options: KindOptions | None = None) -> list[Step]:
             _kubectl(
                 "wait",
                 "--for=condition=Ready",
-                "broker/default",
+                f"broker/{kn.DEFAULT_BROKER}",
                 "-n",
                 o.namespace,
                 f"--timeout={t}",

@@ -9,24 +9,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The kind binary and the node image must agree (kind's release notes list the
-# node images each kind release was built for).
+# Checked against upstream sources (Nov 2026); each comment names the file read.
+#
+# The kind binary and the node image must agree: kind v0.25.0's default node image
+# is kindest/node:v1.31.2 (kubernetes-sigs/kind@v0.25.0 pkg/apis/config/defaults/image.go);
+# release binaries are kind-<os>-<arch> (hack/release/build/cross.sh).
 KIND = "v0.25.0"
 KIND_NODE_IMAGE = "kindest/node:v1.31.2"
 KUBECTL = "v1.31.2"
 # Minor version used to validate core manifests with kubernetes-validate.
 KUBERNETES = "1.31"
 
+# One Knative minor for all four (tags knative-v1.16.0 in knative/serving, knative/eventing,
+# knative-extensions/net-kourier and knative-extensions/eventing-rabbitmq). Knative 1.16
+# needs Kubernetes >= 1.29 (knative/community mechanics/RELEASE-SCHEDULE.md).
+# net-kourier 1.16 vendors the same knative.dev/networking as serving 1.16 (go.mod);
+# eventing-rabbitmq knative-v1.16.0 builds against knative.dev/eventing v0.43.0, the
+# same commit as eventing's knative-v1.16.0 tag (go.mod).
 KNATIVE_SERVING = "knative-v1.16.0"
 KNATIVE_NET_KOURIER = "knative-v1.16.0"
 KNATIVE_EVENTING = "knative-v1.16.0"
 EVENTING_RABBITMQ = "knative-v1.16.0"
-# eventing-rabbitmq needs cert-manager and the messaging topology operator.
+# eventing-rabbitmq's broker needs the cluster operator, the messaging topology
+# operator and, for the topology operator's webhooks, cert-manager
+# (eventing-rabbitmq@knative-v1.16.0 docs/prerequisites.md; it names no versions).
+# The topology operator v1.15.0 needs cert-manager >= 1.2.0 (its README) and is
+# "tested with the latest release" of the cluster operator, v2.11.0 at the time
+# (tags dated 2024-09-30 and 2024-10-14). cert-manager v1.16.1 (not the v1.15.1 the
+# topology operator's Makefile uses) because it is the first line with a kind
+# 1.31 e2e image (cert-manager@v1.16.1 make/kind_images.sh).
 CERT_MANAGER = "v1.16.1"
 RABBITMQ_CLUSTER_OPERATOR = "v2.11.0"
 RABBITMQ_TOPOLOGY_OPERATOR = "v1.15.0"
 
-RABBITMQ_IMAGE = "rabbitmq:3.13-management"
+# The cluster operator v2.11.0's own default image (rabbitmq/cluster-operator@v2.11.0
+# main.go defaultRabbitmqImage), pinned to the patch release instead of 3.13-management.
+RABBITMQ_IMAGE = "rabbitmq:3.13.7-management"
+# Not checkable here (no registry access); widely used tags of quay.io/minio.
 MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2024-10-13T13-34-11Z"
 MINIO_MC_IMAGE = "quay.io/minio/mc:RELEASE.2024-10-08T09-37-26Z"
 REGISTRY_IMAGE = "registry:2.8.3"
@@ -41,6 +60,14 @@ class Release:
     url: str
 
 
+# Asset names, from each project's release script at the pinned tag:
+# serving hack/generate-yamls.sh (serving-crds.yaml, serving-core.yaml), eventing
+# hack/generate-yamls.sh (eventing-crds.yaml, eventing-core.yaml), net-kourier
+# hack/release.sh (kourier.yaml), eventing-rabbitmq hack/release.sh
+# (rabbitmq-broker.yaml), cluster-operator Makefile (cluster-operator.yml),
+# messaging-topology-operator .github/workflows/build-test-publish.yml
+# (messaging-topology-operator-with-certmanager.yaml), cert-manager
+# make/manifests.mk (cert-manager.yaml).
 def _gh(repo: str, tag: str, asset: str) -> str:
     return f"https://github.com/{repo}/releases/download/{tag}/{asset}"
 

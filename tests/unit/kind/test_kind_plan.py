@@ -259,3 +259,138 @@ def test_kl_up_kind_dry_run_prints_the_plan() -> None:
     assert result.exit_code == 0, result.output
     docs = [d for d in yaml.safe_load_all(result.output) if d is not None]
     assert docs == kind.manifests_of(kind.plan(kind.KindOptions()))
+
+
+# --- names and versions checked against upstream -------------------------------------
+# Each expected value below was read from the upstream file named in the comment, at
+# the tag pinned in versions.py (mirrors of the GitHub repositories, Nov 2026).
+
+
+def test_rabbitmq_cluster_admits_the_brokers_topology_objects() -> None:
+    # rabbitmq/messaging-topology-operator@v1.15.0 rabbitmqclient/cluster_reference.go:
+    # AllowedNamespace refuses a reference from another namespace unless the cluster's
+    # rabbitmq.com/topology-allowed-namespaces annotation lists it; eventing-rabbitmq
+    # (pkg/rabbit/exchange.go) creates Exchanges/Queues in the Broker's namespace.
+    custom = kind.KindOptions(namespace="fns")
+    cluster = kind.rabbitmq_cluster(custom)
+    assert cluster["apiVersion"] == "rabbitmq.com/v1beta1"  # cluster-operator@v2.11.0 CRD
+    assert cluster["metadata"]["namespace"] != custom.namespace
+    allowed = cluster["metadata"]["annotations"]["rabbitmq.com/topology-allowed-namespaces"]
+    assert custom.namespace in allowed.split(",")
+
+
+def test_broker_ingress_names_match_eventing_rabbitmq() -> None:
+    # eventing-rabbitmq@knative-v1.16.0 pkg/reconciler/broker/resources/ingress.go:
+    # Service "<broker>-broker-ingress", selector IngressLabels(broker), port 80 -> 8080;
+    # broker.go sets status.address to http://<service>.<ns>.svc.cluster.local.
+    o = kind.KindOptions(namespace="fns")
+    service = kind.broker_ingress_service(o)
+    assert service["spec"]["selector"] == {
+        "eventing.knative.dev/broker": "default",
+        "eventing.knative.dev/brokerRole": "ingress",
+    }
+    assert service["spec"]["ports"][0]["targetPort"] == 8080
+    assert (
+        kind.platform_settings(o).broker_url
+        == "http://default-broker-ingress.fns.svc.cluster.local"
+    )
+    broker = next(m for m in kind.manifests_of(STEPS) if m["kind"] == "Broker")
+    assert broker["metadata"]["name"] == "default"
+    # pkg/apis/eventing/v1alpha1/broker_validation.go: class "RabbitMQBroker", and
+    # spec.config must be a RabbitmqBrokerConfig (eventing.knative.dev/v1alpha1) or a
+    # RabbitmqCluster (rabbitmq.com/v1beta1) with apiVersion, kind, name and namespace.
+    assert broker["metadata"]["annotations"] == {
+        "eventing.knative.dev/broker.class": "RabbitMQBroker"
+    }
+    config = broker["spec"]["config"]
+    assert (config["apiVersion"], config["kind"]) == (
+        "eventing.knative.dev/v1alpha1",
+        "RabbitmqBrokerConfig",
+    )
+    assert config["name"] and config["namespace"]
+
+
+def _kubectl_step(*words: str) -> int:
+    return first(lambda s: s.argv[:1] == ("kubectl",) and all(w in s.argv for w in words))
+
+
+def test_serving_config_maps_are_patched_after_the_serving_webhook_is_up() -> None:
+    # knative/serving@knative-v1.16.0 config/core/webhooks/configmap-validation.yaml
+    # validates config-network/config-domain (their labels match its objectSelector)
+    # with failurePolicy: Fail, so the webhook must serve before they are patched.
+    webhook = _kubectl_step("wait", "deployment/webhook", "knative-serving")
+    core = first(lambda s: s.action == "apply-url" and s.argv[-1] == versions.SERVING_CORE.url)
+    network = _kubectl_step("patch", "configmap/config-network")
+    domain = _kubectl_step("patch", "configmap/config-domain")
+    assert core < webhook < min(network, domain)
+    # knative.dev/networking (vendored in serving 1.16) pkg/config/config.go: the key
+    # is "ingress-class"; net-kourier@knative-v1.16.0 pkg/config/config.go the value.
+    patch = STEPS[network].argv[-1]
+    assert patch == '{"data":{"ingress-class":"kourier.ingress.networking.knative.dev"}}'
+    # net-kourier config/300-gateway.yaml: Service "kourier" in kourier-system, port 80.
+    assert _kubectl_step("patch", "service/kourier", "kourier-system") > webhook
+
+
+def test_waits_name_upstream_resources() -> None:
+    waits = " ".join(" ".join(s.argv) for s in STEPS if s.action == "wait")
+    # eventing-rabbitmq config/broker/300-rabbitmqbrokerconfig.yaml
+    assert "crd/rabbitmqbrokerconfigs.eventing.knative.dev" in waits
+    # cluster-operator internal/status/status.go condition type
+    assert "--for=condition=AllReplicasReady rabbitmqcluster/rabbitmq -n rabbitmq" in waits
+    for ns in ("cert-manager", "knative-serving", "kourier-system", "knative-eventing"):
+        assert f"-n {ns}" in waits
+    # cluster-operator config/installation/kustomization.yaml and the topology
+    # operator's manifest both install into rabbitmq-system.
+    assert "-n rabbitmq-system" in waits
+
+
+def _minor(tag: str) -> tuple[int, int]:
+    match = re.search(r"v(\d+)\.(\d+)\.\d+", tag)
+    assert match, tag
+    return int(match[1]), int(match[2])
+
+
+def test_pinned_versions_are_mutually_compatible() -> None:
+    knative = {
+        versions.KNATIVE_SERVING,
+        versions.KNATIVE_NET_KOURIER,
+        versions.KNATIVE_EVENTING,
+        versions.EVENTING_RABBITMQ,
+    }
+    # Knative and its extensions release together under knative-vX.Y.Z tags; Kourier
+    # must match Serving and eventing-rabbitmq must match Eventing, minor for minor.
+    assert all(re.fullmatch(r"knative-v\d+\.\d+\.\d+", t) for t in knative)
+    assert len({_minor(t) for t in knative}) == 1
+    # kind v0.25.0 pkg/apis/config/defaults/image.go: kindest/node:v1.31.2.
+    node = versions.KIND_NODE_IMAGE.split(":")[1]
+    assert _minor(node) == _minor(versions.KUBECTL)
+    assert f"{_minor(node)[0]}.{_minor(node)[1]}" == versions.KUBERNETES
+    # knative/community mechanics/RELEASE-SCHEDULE.md: Knative 1.16 needs K8s >= 1.29.
+    if _minor(versions.KNATIVE_SERVING) == (1, 16):
+        assert _minor(node) >= (1, 29)
+
+
+def test_release_urls_follow_the_upstream_asset_names() -> None:
+    gh = "https://github.com"
+    k = versions.KNATIVE_SERVING
+    assert (
+        versions.SERVING_CORE.url == f"{gh}/knative/serving/releases/download/{k}/serving-core.yaml"
+    )
+    assert versions.SERVING_CRDS.url.endswith(
+        f"/knative/serving/releases/download/{k}/serving-crds.yaml"
+    )
+    assert versions.KOURIER.url.startswith(f"{gh}/knative/net-kourier/releases/download/knative-v")
+    assert versions.EVENTING_CORE.url.endswith("/eventing-core.yaml")
+    assert versions.RABBITMQ_BROKER.url == (
+        f"{gh}/knative-extensions/eventing-rabbitmq/releases/download/"
+        f"{versions.EVENTING_RABBITMQ}/rabbitmq-broker.yaml"
+    )
+    assert versions.RABBITMQ_OPERATOR.url.endswith(
+        f"/{versions.RABBITMQ_CLUSTER_OPERATOR}/cluster-operator.yml"
+    )
+    assert versions.RABBITMQ_TOPOLOGY.url.endswith(
+        f"/{versions.RABBITMQ_TOPOLOGY_OPERATOR}/messaging-topology-operator-with-certmanager.yaml"
+    )
+    assert versions.CERT_MANAGER_RELEASE.url == (
+        f"{gh}/cert-manager/cert-manager/releases/download/{versions.CERT_MANAGER}/cert-manager.yaml"
+    )
