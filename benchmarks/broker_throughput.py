@@ -14,7 +14,8 @@ prints one JSON object:
 
 ``cpu_ms_per_event`` (CPU per delivered event, per process) is the figure to
 compare across runs on a busy shared machine. KL_BROKER_QUEUE_TYPE=classic
-compares classic queues; KL_BENCH_PROFILE=path profiles the broker.
+compares classic queues; KL_TRACE_SAMPLE=0 leaves out span recording (reported
+as ``trace_sample``); KL_BENCH_PROFILE=path profiles the broker.
 Goal on a 2-core box: >= 2000 events/s and p99 < 50 ms.
 """
 
@@ -234,6 +235,8 @@ def main() -> None:
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "cpus": os.cpu_count(),
             "queue_type": os.environ.get("KL_BROKER_QUEUE_TYPE", "quorum"),
+            # Recording spans costs the broker CPU per event: compare runs with the same setting.
+            "trace_sample": os.environ.get("KL_TRACE_SAMPLE") or "1",
             "work_dir": str(work),
         }, indent=2))
     finally:

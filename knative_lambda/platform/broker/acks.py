@@ -12,11 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Collection, Iterable
-from typing import Any
-
-from aio_pika.abc import AbstractIncomingMessage
+from typing import Any, Protocol
 
 log = logging.getLogger("kl.broker.acks")
+
+
+class Message(Protocol):
+    """What is acked: a delivery on a channel (the dispatcher's Delivery, aio-pika's IncomingMessage)."""
+
+    @property
+    def channel(self) -> Any: ...
+
+    @property
+    def delivery_tag(self) -> int | None: ...
 
 
 def plan_acks(in_flight: Collection[int], done: Iterable[int]) -> tuple[int | None, list[int]]:
@@ -42,24 +50,24 @@ class AckBatcher:
         self._sending = asyncio.Lock()
 
     @staticmethod
-    def _key(message: AbstractIncomingMessage) -> tuple[Any, int] | None:
+    def _key(message: Message) -> tuple[Any, int] | None:
         try:
             return message.channel, int(message.delivery_tag or 0)
         except Exception:  # channel closed: the message cannot be settled, RabbitMQ redelivers it
             return None
 
-    def received(self, message: AbstractIncomingMessage) -> None:
+    def received(self, message: Message) -> None:
         key = self._key(message)
         if key is not None:
             self._in_flight.setdefault(key[0], set()).add(key[1])
 
-    def forget(self, message: AbstractIncomingMessage) -> None:
+    def forget(self, message: Message) -> None:
         """The delivery was settled otherwise (nack sent): it no longer bounds a multiple ack."""
         key = self._key(message)
         if key is not None:
             self._in_flight.get(key[0], set()).discard(key[1])
 
-    async def ack(self, message: AbstractIncomingMessage) -> None:
+    async def ack(self, message: Message) -> None:
         key = self._key(message)
         if key is None:
             return
@@ -83,10 +91,12 @@ class AckBatcher:
                     self._in_flight.pop(ch, None)
                 upto, singles = plan_acks(in_flight, tags)
                 try:
+                    # wait=False: queued in order on the connection's writer, not each
+                    # awaited until written (an ack lost with the socket is a redelivery).
                     if upto is not None:
-                        await ch.basic_ack(delivery_tag=upto, multiple=True)
+                        await ch.basic_ack(delivery_tag=upto, multiple=True, wait=False)
                     for t in singles:
-                        await ch.basic_ack(delivery_tag=t)
+                        await ch.basic_ack(delivery_tag=t, wait=False)
                 except Exception as exc:  # channel gone: RabbitMQ redelivers what was not acked
                     log.info("could not ack %d message(s) (%s); RabbitMQ will redeliver them",
                              len(tags), type(exc).__name__)

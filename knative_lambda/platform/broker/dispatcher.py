@@ -22,7 +22,10 @@ from urllib.parse import quote
 
 import aio_pika
 import aiohttp
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aio_pika.exceptions import ChannelInvalidStateError
+from aiormq.abc import AbstractChannel as AmqpChannel
+from aiormq.abc import DeliveredMessage
 from cloudevents.core.v1.event import CloudEvent
 
 from knative_lambda.contract.bindings import from_amqp, from_http, to_http
@@ -30,8 +33,14 @@ from knative_lambda.contract.errors import ContractError
 from knative_lambda.platform import logs, tracing
 from knative_lambda.platform.broker import topology
 from knative_lambda.platform.broker.acks import AckBatcher
-from knative_lambda.platform.broker.filters import string_attributes
-from knative_lambda.platform.broker.metrics import DELIVERY_SECONDS, EVENTS, TriggerCounts
+from knative_lambda.platform.broker.filters import required_type, string_attributes
+from knative_lambda.platform.broker.ingress import maybe_sampled, records_new_traces
+from knative_lambda.platform.broker.metrics import (
+    DELIVERY_SECONDS,
+    EVENTS,
+    TriggerCounts,
+    type_label,
+)
 from knative_lambda.platform.broker.publisher import Publisher, PublishError, amqp_message
 from knative_lambda.platform.broker.triggers import TriggerSpec, backoff_delays, should_retry
 
@@ -51,6 +60,27 @@ class Attempt:
     @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+
+class Delivery:
+    """A message from a trigger's queue: the parts of aiormq's DeliveredMessage the
+    dispatcher reads (``channel`` raises on a closed channel, as aio-pika's does)."""
+
+    __slots__ = ("body", "headers", "content_type", "delivery_tag", "_channel")
+
+    def __init__(self, message: DeliveredMessage) -> None:
+        props = message.header.properties
+        self.body: bytes = message.body
+        self.headers: dict[str, Any] = props.headers or {}
+        self.content_type: str | None = props.content_type
+        self.delivery_tag: int = message.delivery.delivery_tag  # type: ignore[union-attr]  # a Deliver
+        self._channel = message.channel
+
+    @property
+    def channel(self) -> AmqpChannel:
+        if self._channel.is_closed:
+            raise ChannelInvalidStateError("channel closed")
+        return self._channel
 
 
 def dead_letter_event(event: Any, attempt: Attempt, destination: str) -> CloudEvent:
@@ -96,6 +126,8 @@ def binary_parts(
     return attrs, http
 
 
+RECONSUME_DELAY = 1.0  # seconds before consuming again after RabbitMQ cancelled the consumer
+OUTCOMES = ("delivered", "retried", "dead_lettered", "filtered", "replied")
 TTL_EXTENSION = "knativebrokerttl"
 DEFAULT_TTL = 255
 
@@ -142,15 +174,17 @@ class TriggerConsumer:
         self._timeout = aiohttp.ClientTimeout(total=spec.delivery.timeout or attempt_timeout)
         self._delays = backoff_delays(spec.delivery)
         self._channel: AbstractChannel | None = None
+        self._consumer_tag: str | None = None
+        self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._acks = AckBatcher()
-        labels = (spec.namespace, spec.broker, spec.name)
-        # Labelled children resolved once: .labels() costs more than .inc() on the hot path.
-        self._filtered = EVENTS.labels(*labels, "filtered")
-        self._retried = EVENTS.labels(*labels, "retried")
-        self._delivered = EVENTS.labels(*labels, "delivered")
-        self._dead_lettered = EVENTS.labels(*labels, "dead_lettered")
-        self._replied = EVENTS.labels(*labels, "replied")
+        self._new_traces = records_new_traces()
+        # Labelled children resolved once per (outcome, type): .labels() costs more than .inc().
+        self._counters: dict[tuple[str, str], Any] = {}
+        pinned = required_type(spec.attributes, spec.filters)
+        if pinned:  # the trigger's own series exist from its creation (at 0)
+            for outcome in OUTCOMES:
+                self._count(outcome, pinned, 0)
         self._latency = DELIVERY_SECONDS.labels(spec.namespace, spec.name)
         self.queue = topology.queue_name(spec.namespace, spec.broker, spec.name)
         self.dlq = topology.dlq_name(spec.namespace, spec.broker, spec.name)
@@ -158,11 +192,44 @@ class TriggerConsumer:
     async def start(self) -> None:
         self._channel = await self._connection.channel(publisher_confirms=False)
         await self._channel.set_qos(prefetch_count=self.spec.parallelism)
-        queue = await self._channel.declare_queue(self.queue, durable=True, arguments=self._queue_args)
-        await queue.consume(self._on_message)
+        await self._channel.declare_queue(self.queue, durable=True, arguments=self._queue_args)
+        # After a reconnect aio-pika restores the channel's QoS and queue; the consumer,
+        # registered below aio-pika, is restored here.
+        self._channel.reopen_callbacks.add(self._reconsume)
+        await self._consume()
+
+    async def _consume(self) -> None:
+        """Consume on the aiormq channel: aio-pika's consumer adds an IncomingMessage (a
+        dozen guarded attribute writes) and a second task per message."""
+        assert self._channel is not None
+        underlay = await self._channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._on_cancelled)
+        ok = await underlay.basic_consume(self.queue, self._on_delivered, no_ack=False)
+        self._consumer_tag = ok.consumer_tag
+
+    def _on_cancelled(self, frame: Any) -> None:
+        """RabbitMQ cancelled the consumer (its queue deleted or moved): consume again, in a
+        task of its own (this runs in the channel's frame reader). If the queue is gone the
+        channel closes, and its reopen declares the queue again."""
+        if frame.consumer_tag == self._consumer_tag and not self._stopping:
+            log.warning("trigger %s: consumer cancelled by RabbitMQ; consuming again", self.spec.key)
+            task = asyncio.ensure_future(self._reconsume(None, delay=RECONSUME_DELAY))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _reconsume(self, _channel: Any, delay: float = 0.0) -> None:
+        try:
+            await asyncio.sleep(delay)  # after a cancel: not a tight loop if it keeps happening
+            await self._consume()
+        except Exception as exc:  # the channel failed again: its next reopen retries
+            log.warning("trigger %s: consumer not restored yet (%s: %s)", self.spec.key, type(exc).__name__, exc)
+
+    async def _on_delivered(self, message: DeliveredMessage) -> None:
+        await self._on_message(Delivery(message))
 
     async def stop(self) -> None:
         """Stop consuming; unacked messages go back to the queue (nothing is lost)."""
+        self._stopping = True
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -173,7 +240,15 @@ class TriggerConsumer:
             except Exception:  # already closing with the connection
                 log.debug("trigger %s: channel close failed", self.spec.key, exc_info=True)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    def _count(self, outcome: str, event_type: str, amount: int = 1) -> None:
+        key = (outcome, type_label(event_type))
+        counter = self._counters.get(key)
+        if counter is None:
+            spec = self.spec
+            counter = self._counters[key] = EVENTS.labels(spec.namespace, spec.broker, spec.name, *key)
+        counter.inc(amount)
+
+    async def _on_message(self, message: Delivery) -> None:
         self._acks.received(message)  # first, before any await: tags are registered in delivery order
         task = asyncio.current_task()
         if task is not None:
@@ -197,7 +272,7 @@ class TriggerConsumer:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
+    async def _handle(self, message: Delivery) -> None:
         event: Any = None
         parts = binary_parts(message.headers or {}, message.content_type)
         if parts is not None:
@@ -214,13 +289,17 @@ class TriggerConsumer:
             attrs = string_attributes(event.get_attributes())
         if not self.spec.matches(attrs):
             self.counts.filtered += 1
-            self._filtered.inc()
+            self._count("filtered", attrs.get("type", ""))
             await self._acks.ack(message)
             return
 
         cid = attrs.get("correlationid", "")
-        span = tracing.start_span(message.headers or {}, "broker.dispatch", cid, trigger=self.spec.key)
-        tracing.inject_span(span, headers)  # the subscriber continues the trace
+        span = None
+        amqp_headers = message.headers or {}
+        # With KL_TRACE_SAMPLE=0 an event whose trace is not sampled costs no span at all.
+        if self._new_traces or maybe_sampled(amqp_headers):
+            span = tracing.start_span(amqp_headers, "broker.dispatch", cid, trigger=self.spec.key)
+            tracing.inject_span(span, headers)  # the subscriber continues the trace
         if self._auth:
             headers = {**headers, **self._auth}
         attempt = await self._post(self.spec.subscriber, headers, body)
@@ -228,14 +307,14 @@ class TriggerConsumer:
             if attempt.ok or not should_retry(attempt.status):
                 break
             self.counts.retried += 1
-            self._retried.inc()
+            self._count("retried", attrs.get("type", ""))
             await asyncio.sleep(delay)
             attempt = await self._post(self.spec.subscriber, headers, body)
 
         if attempt.ok:
             await self._publish_reply(attempt, attrs.get(TTL_EXTENSION))
             self.counts.delivered += 1
-            self._delivered.inc()
+            self._count("delivered", attrs.get("type", ""))
         else:
             problem = ""
             if event is None:
@@ -245,17 +324,18 @@ class TriggerConsumer:
             else:
                 await self._dead_letter(event, attempt)
             self.counts.dead_lettered += 1
-            self._dead_lettered.inc()
+            self._count("dead_lettered", attrs.get("type", ""))
         outcome = "delivered" if attempt.ok else "dead_lettered"
-        span.set_attribute("kl.outcome", outcome)
-        span.end()
+        if span is not None:
+            span.set_attribute("kl.outcome", outcome)
+            span.end()
         logs.decision("delivery", outcome=outcome, trigger=self.spec.key, type=attrs.get("type", ""),
                       id=attrs.get("id", ""), status=attempt.status, error=attempt.error or None,
                       correlation_id=cid)
         await self._acks.ack(message)
 
     @staticmethod
-    def _decode(message: AbstractIncomingMessage) -> tuple[Any, str]:
+    def _decode(message: Delivery) -> tuple[Any, str]:
         """(event, "") or (None, why it is not a CloudEvent)."""
         try:
             return from_amqp(dict(message.headers or {}), message.body, message.content_type), ""
@@ -297,7 +377,7 @@ class TriggerConsumer:
             log.warning("trigger %s: reply cannot be published, ignored: %s", self.spec.key, exc)
             return
         self.counts.replied += 1
-        self._replied.inc()
+        self._count("replied", str(reply.get_type()))
 
     async def _dead_letter(self, event: Any, attempt: Attempt) -> None:
         dead = dead_letter_event(event, attempt, self.spec.subscriber)
@@ -316,7 +396,7 @@ class TriggerConsumer:
             message = amqp_message(event, self._publisher.frame_max())
         await self._publisher.publish_message("", self.dlq, message)
 
-    async def _dead_letter_raw(self, message: AbstractIncomingMessage, reason: str) -> None:
+    async def _dead_letter_raw(self, message: Delivery, reason: str) -> None:
         headers = dict(message.headers or {})
         headers["knativeerrorcode"] = "0"
         headers["knativeerrordata"] = base64.b64encode(reason.encode()[:ERROR_DATA_LIMIT]).decode()
@@ -329,12 +409,12 @@ class TriggerConsumer:
         await self._publisher.publish_message("", self.dlq, raw)
 
 
-async def _settle(message: AbstractIncomingMessage, requeue: bool = False) -> None:
+async def _settle(message: Delivery, requeue: bool = False) -> None:
     """Ack (or nack to requeue); on a dead channel do nothing: RabbitMQ redelivers."""
     try:
         if requeue:
-            await message.nack(requeue=True)
+            await message.channel.basic_nack(message.delivery_tag, requeue=True)
         else:
-            await message.ack()
+            await message.channel.basic_ack(message.delivery_tag)
     except Exception as exc:
         log.info("could not settle message (%s); RabbitMQ will redeliver it", type(exc).__name__)

@@ -68,7 +68,14 @@ def test_metrics_count_events(broker):
     client = broker.client()
     client.publish_sync(parser_event())
     text = httpx.get(f"{broker.url}/metrics").text
-    assert 'cloudevents_total{broker="default",namespace="default",outcome="published",trigger=""}' in text
+    assert ('cloudevents_total{broker="default",namespace="default",outcome="published",trigger="",'
+            'type="network.notifi.lambda.parser.start"}') in text
+    # A rejected event's type was not validated: it never becomes a label value.
+    bad = httpx.post(f"{broker.url}/default/default", content=b"{}",
+                     headers={"content-type": "application/cloudevents+json", "ce-type": "evil.type"})
+    assert bad.status_code == 400
+    text = httpx.get(f"{broker.url}/metrics").text
+    assert 'outcome="rejected",trigger="",type=""}' in text and "evil.type" not in text
 
 
 def _kl(*args: str, state) -> subprocess.CompletedProcess[str]:
