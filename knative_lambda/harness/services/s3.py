@@ -254,7 +254,12 @@ class _S3Process(_S3Base):
 
 
 class EmbeddedS3(_S3Process):
-    """moto's S3 API in its own process; objects survive a restart via a snapshot on SIGTERM."""
+    """moto's S3 API in its own process, snapshotted to ``base/snapshot``.
+
+    A changed store is snapshotted about once a second and on SIGTERM, so a restart
+    keeps every object and a SIGKILL loses at most the last second or so of changes
+    (see :mod:`.embedded_s3`).
+    """
 
     kind = "embedded"
 

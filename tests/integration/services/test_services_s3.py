@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+from pathlib import Path
 
 import pytest
 
 from knative_lambda.errors import ConfigError, ServiceUnavailable
+from knative_lambda.harness.polling import poll
 from knative_lambda.harness.services import attach, boto3_client, resolve_s3
 from knative_lambda.harness.services.base import Service
 from knative_lambda.harness.services.ports import free_port
@@ -125,3 +129,74 @@ def test_external_endpoint_is_used_as_is(s3: Service, tmp_path) -> None:
     assert external.health()[0]
     external.stop()  # not ours: the session server keeps running
     assert s3.health()[0]
+
+
+def _snapshot_keys(base: Path) -> set[str]:
+    """Keys in the embedded server's last complete snapshot (the manifest is renamed in)."""
+    try:
+        manifest = json.loads((base / "snapshot" / "manifest.json").read_text())
+    except FileNotFoundError:
+        return set()
+    return {o["key"] for o in manifest["objects"]}
+
+
+def _sigkill(service: EmbeddedS3) -> None:
+    ident = service.describe()["pids"]["server"]
+    os.kill(ident["pid"], signal.SIGKILL)
+    assert poll(lambda: not alive(ident), 5, interval=0.05)
+
+
+def test_embedded_sigkill_keeps_what_the_periodic_snapshot_saw(tmp_path) -> None:
+    base = tmp_path / "s3"
+    service = EmbeddedS3(base, buckets=["b-kill"])
+    again = EmbeddedS3(base, port=service.port, buckets=["b-kill"])
+    service.start()
+    try:
+        client = service.client()
+        client.put_object(Bucket="b-kill", Key="k/one", Body=b"1", ContentType="text/plain")
+        client.put_object(Bucket="b-kill", Key="k/two", Body=b"2" * 5000)
+        client.put_object(Bucket="b-kill", Key="gone", Body=b"only in the deleted object")
+        assert poll(lambda: _snapshot_keys(base) == {"k/one", "k/two", "gone"}, 5, interval=0.05)
+        bodies = set((base / "snapshot" / "objects").iterdir())
+        client.delete_object(Bucket="b-kill", Key="gone")
+        client.copy_object(Bucket="b-kill", Key="k/three", CopySource="b-kill/k/one")
+        assert poll(lambda: _snapshot_keys(base) == {"k/one", "k/two", "k/three"}, 5, interval=0.05)
+        # Bodies are content-addressed: the copy reuses k/one's file, the deleted body is gone.
+        assert set((base / "snapshot" / "objects").iterdir()) < bodies
+        _sigkill(service)
+
+        again.start()  # as `kl up` after a crash: same data dir and port
+        s3 = again.client()
+        listed = s3.list_objects_v2(Bucket="b-kill")["Contents"]
+        assert sorted(o["Key"] for o in listed) == ["k/one", "k/three", "k/two"]
+        one = s3.get_object(Bucket="b-kill", Key="k/one")
+        assert one["Body"].read() == b"1" and one["ContentType"] == "text/plain"
+        assert s3.get_object(Bucket="b-kill", Key="k/two")["Body"].read() == b"2" * 5000
+        assert s3.get_object(Bucket="b-kill", Key="k/three")["Body"].read() == b"1"
+    finally:
+        service.stop()  # reaps the killed process; the pid file names the new one
+        again.stop()
+
+
+def test_embedded_app_marks_only_mutating_requests() -> None:
+    # Pins what embedded_s3 takes from moto: its WSGI app, wrapped by our tracker.
+    from werkzeug.test import Client
+
+    from knative_lambda.harness.services.embedded_s3 import moto_app
+
+    app = moto_app()
+    http = Client(app)
+    auth = {
+        "Authorization": "AWS4-HMAC-SHA256 Credential=kl-access/20240101/us-east-1/s3/"
+        "aws4_request, SignedHeaders=host, Signature=0"
+    }
+    bucket = f"/pin-{os.getpid()}"
+    assert http.get("/", headers=auth).status_code == 200
+    assert not app.dirty.is_set()
+    assert http.put(bucket, headers=auth).status_code == 200
+    assert app.dirty.is_set()
+    app.dirty.clear()
+    assert http.get(bucket, headers=auth).status_code == 200
+    assert not app.dirty.is_set()
+    assert http.delete(bucket, headers=auth).status_code == 204
+    assert app.dirty.is_set()
