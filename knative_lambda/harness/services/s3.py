@@ -227,8 +227,8 @@ class _S3Process(_S3Base):
         self._wait_ready(self.kind)
 
     def stop(self) -> None:
-        # Generous grace: the embedded server writes its snapshot on SIGTERM, and
-        # a SIGKILL in the middle (a loaded CI box) would lose the objects.
+        # Generous grace: the embedded server writes a last snapshot on SIGTERM; a
+        # SIGKILL in the middle (a loaded CI box) would lose up to its last second.
         procs.terminate(self._server(), grace=self.stop_grace, popen=self._popen)
         self._popen = None
         self.pids = {}
