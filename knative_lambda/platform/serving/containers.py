@@ -221,7 +221,7 @@ def remove_containers(data_dir: str | Path | None = None, timeout: float = 60.0)
 
 
 class ContainerHandle:
-    """A running container instance; the gateway treats it like ProcessHandle."""
+    """A running container instance (an ``instances.InstanceHandle``, like a process)."""
 
     unix: str | None = None
 

@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import knative_lambda
 from knative_lambda.errors import PlatformError
@@ -47,6 +47,19 @@ def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
     env.update(extra or {})
     return env
+
+
+class InstanceHandle(Protocol):
+    """What the gateway needs of a running instance: a process or a container."""
+
+    pid: int
+    port: int
+    started: float  # monotonic time the instance's process existed
+    unix: str | None  # unix socket it also listens on, if any
+
+    async def wait(self) -> str: ...
+    def kill(self, sig: int = signal.SIGTERM) -> None: ...
+    def alive(self) -> bool: ...
 
 
 @dataclass(eq=False)
@@ -236,7 +249,7 @@ class Launcher:
         memory_limit_mb: int,
         workers: int,
         on_pid: Any = None,
-    ) -> ProcessHandle:
+    ) -> InstanceHandle:
         artifact = self._artifacts.get(artifact_dir)
         if artifact is None:  # a revision's artifact never changes: read its manifest once
             try:
