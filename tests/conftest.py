@@ -15,8 +15,10 @@ that run a platform part as a subprocess, ``wait_healthz`` and ``stop_popen``
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import tarfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -141,3 +143,14 @@ def wait_healthz(proc: subprocess.Popen[bytes], url: str, name: str, log: Path,
     if not poll(healthy, timeout, interval=0.1, ignore=(httpx.HTTPError,)):
         stop_popen(proc)
         raise AssertionError(f"{name} not healthy in {timeout:g} s: {tail()}")
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    """A tar.gz holding ``files`` (name -> content), as a source archive in S3."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

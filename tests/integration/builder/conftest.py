@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from knative_lambda.harness.services import Service
 from knative_lambda.platform.builder.config import BuilderConfig
 from knative_lambda.platform.builder.service import Builder
 from knative_lambda.settings import Settings
+from tests.conftest import tar_gz  # noqa: F401 - builder tests import it from here
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -50,16 +49,6 @@ def upload(s3_client: Any, builder_settings: Settings):
         return parser_id
 
     return put
-
-
-def tar_gz(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def example(name: str) -> bytes:

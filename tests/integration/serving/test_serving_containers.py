@@ -11,10 +11,8 @@ makes both; CI runs it).
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import subprocess
-import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,22 +27,13 @@ from knative_lambda.platform.builder.config import BuilderConfig
 from knative_lambda.platform.builder.service import Builder
 from knative_lambda.platform.serving import containers
 from knative_lambda.settings import Settings
+from tests.conftest import tar_gz
 
 from .conftest import BROKEN_HANDLER, GatewayProc
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 BASE = BuilderConfig().python_base
-
-
-def _tar_gz(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def _docker(*args: str) -> str:
@@ -74,7 +63,7 @@ def images(s3: Any, s3_client: Any, tmp_path_factory: pytest.TempPathFactory) ->
         parsers = {}
         for name, files in sources.items():
             parsers[name] = f"p-{uuid.uuid4().hex[:10]}"
-            s3_client.put_object(Bucket=source, Key=f"global/parser/{parsers[name]}", Body=_tar_gz(files))
+            s3_client.put_object(Bucket=source, Key=f"global/parser/{parsers[name]}", Body=tar_gz(files))
         results = await asyncio.gather(*(builder.handle(BuildRequest("acme", p)) for p in parsers.values()))
         return dict(zip(parsers, results, strict=True))
 
