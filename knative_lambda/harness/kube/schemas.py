@@ -28,11 +28,16 @@ class SchemasNotFound(ConfigError):
     """The Knative CRD schemas directory is missing."""
 
 
+# A copy of ../shared/schemas/knative (upstream commits in its SOURCES), so an
+# installed package or a clone without shared/ beside it still validates.
+VENDORED = Path(__file__).resolve().parent / "knative_schemas"
+
+
 def knative_schemas_dir() -> Path | None:
-    """``$KL_SCHEMAS_DIR``, else ``<repo>/../shared/schemas/knative``; None when absent."""
+    """``$KL_SCHEMAS_DIR``, else ``<repo>/../shared/schemas/knative``, else the vendored copy."""
     env = os.environ.get("KL_SCHEMAS_DIR")
     candidates = [Path(env)] if env else []
-    candidates.append(REPO_ROOT.parent / "shared" / "schemas" / "knative")
+    candidates += [REPO_ROOT.parent / "shared" / "schemas" / "knative", VENDORED]
     for path in candidates:
         if path.is_dir() and any(path.glob("*.yaml")):
             return path

@@ -21,9 +21,21 @@ def test_missing_schemas_give_none_and_a_clear_error(
 ) -> None:
     monkeypatch.setenv("KL_SCHEMAS_DIR", str(tmp_path / "absent"))
     monkeypatch.setattr(schemas, "REPO_ROOT", tmp_path / "repo")
+    assert schemas.knative_schemas_dir() == schemas.VENDORED  # the copy in the package
+    monkeypatch.setattr(schemas, "VENDORED", tmp_path / "no-copy")
     assert schemas.knative_schemas_dir() is None
     with pytest.raises(schemas.SchemasNotFound, match="KL_SCHEMAS_DIR"):
         schemas.require_schemas_dir()
+
+
+def test_the_vendored_schemas_are_the_shared_ones() -> None:
+    shared = schemas.REPO_ROOT.parent / "shared" / "schemas" / "knative"
+    if not shared.is_dir():
+        pytest.skip(f"{shared} is not beside this checkout: nothing to compare with")
+    names = sorted(p.name for p in shared.iterdir())
+    assert sorted(p.name for p in schemas.VENDORED.iterdir()) == names
+    for name in names:  # refresh with: cp ../shared/schemas/knative/* knative_lambda/harness/kube/knative_schemas/
+        assert (schemas.VENDORED / name).read_bytes() == (shared / name).read_bytes(), name
 
 
 CONVERSIONS = [
