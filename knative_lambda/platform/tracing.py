@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -199,6 +200,23 @@ def read_spans(data_dir: Path) -> list[dict[str, Any]]:
             except ValueError:  # blank, or a line still being written by another process
                 continue
     return spans
+
+
+# A version-00 W3C traceparent as OpenTelemetry's propagator accepts it (no all-zero ids).
+_TRACEPARENT = re.compile(r"[ \t]*00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-([0-9a-f]{2})[ \t]*\Z")
+
+
+def parent_sampled(value: object) -> bool | None:
+    """The sampled flag of a ``traceparent`` header value (str or AMQP bytes); None when
+    absent or malformed (then a new trace starts). Pure.
+
+    A request whose parent is not sampled is never recorded (the sampler follows its
+    parent), so the per-request paths skip its span altogether.
+    """
+    if isinstance(value, bytes | bytearray):
+        value = value.decode("latin-1")
+    match = _TRACEPARENT.match(value) if isinstance(value, str) else None
+    return None if match is None else bool(int(match.group(1), 16) & 1)
 
 
 def new_traceparent() -> tuple[str, str]:

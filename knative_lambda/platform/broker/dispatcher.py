@@ -34,7 +34,7 @@ from knative_lambda.platform import logs, tracing
 from knative_lambda.platform.broker import topology
 from knative_lambda.platform.broker.acks import AckBatcher
 from knative_lambda.platform.broker.filters import required_type, string_attributes
-from knative_lambda.platform.broker.ingress import maybe_sampled, records_new_traces
+from knative_lambda.platform.broker.ingress import records_new_traces
 from knative_lambda.platform.broker.metrics import (
     DELIVERY_SECONDS,
     EVENTS,
@@ -297,7 +297,7 @@ class TriggerConsumer:
         span = None
         amqp_headers = message.headers or {}
         # With KL_TRACE_SAMPLE=0 an event whose trace is not sampled costs no span at all.
-        if self._new_traces or maybe_sampled(amqp_headers):
+        if self._new_traces or tracing.parent_sampled(amqp_headers.get("traceparent")):
             span = tracing.start_span(amqp_headers, "broker.dispatch", cid, trigger=self.spec.key)
             tracing.inject_span(span, headers)  # the subscriber continues the trace
         if self._auth:

@@ -63,11 +63,11 @@ class Ingress:
         if publisher is None:
             return _error(503, "broker is connecting to RabbitMQ; retry")
         # The span's traceparent goes in the message headers, where the dispatcher
-        # continues the trace. No span: nothing would be recorded (see maybe_sampled).
+        # continues the trace. No span: nothing would be recorded (see tracing.parent_sampled).
         carrier = trace_parent(request.headers)
         span: Span | None = None
         trace_headers: dict[str, str] = {}
-        if self._new_traces or maybe_sampled(carrier):
+        if self._new_traces or tracing.parent_sampled(carrier.get("traceparent")):
             span = tracing.start_span(carrier, "broker.ingress", str(event.get_extension("correlationid") or ""),
                                       type=str(event.get_type()))
             tracing.inject_span(span, trace_headers)
@@ -132,25 +132,6 @@ def trace_parent(headers: Mapping[str, Any]) -> dict[str, str]:
     if len(found.get("tracestate", "")) > MAX_TRACESTATE:
         del found["tracestate"]
     return found
-
-
-def maybe_sampled(carrier: Mapping[str, Any]) -> bool:
-    """Could ``carrier``'s ``traceparent`` ask for recording (sampled flag set)? Pure.
-
-    False only when it certainly does not (absent, malformed or flag clear): with
-    ``KL_TRACE_SAMPLE=0`` such an event then costs no span at all, and nothing
-    would have been recorded for it anyway (the sampler follows its parent).
-    """
-    value = carrier.get("traceparent")
-    if isinstance(value, bytes | bytearray):
-        value = value.decode("latin-1")
-    if not isinstance(value, str):
-        return False
-    parts = value.strip().split("-")
-    try:
-        return len(parts) >= 4 and bool(int(parts[3][:2], 16) & 1)
-    except ValueError:
-        return False
 
 
 def _failed(span: Span | None, exc: BaseException) -> None:

@@ -1,32 +1,13 @@
-"""Pure parts of the broker's per-event path: which events can skip their spans when
-``KL_TRACE_SAMPLE=0``, and the dispatcher's view of a delivered message."""
+"""Pure parts of the broker's per-event path: the trace context it carries, and the
+dispatcher's view of a delivered message."""
 
 from __future__ import annotations
 
 import pytest
 
-from knative_lambda.platform.broker.ingress import maybe_sampled, trace_parent
-
-# --- tracing: which events can skip their spans when KL_TRACE_SAMPLE=0 -------------------
+from knative_lambda.platform.broker.ingress import trace_parent
 
 SAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.mark.parametrize(
-    ("carrier", "sampled"),
-    [
-        ({}, False),
-        ({"traceparent": SAMPLED}, True),
-        ({"traceparent": SAMPLED.encode()}, True),  # AMQP header values may be bytes
-        ({"traceparent": SAMPLED[:-2] + "00"}, False),  # the caller did not record it
-        ({"traceparent": SAMPLED[:-2] + "03"}, True),  # other flags beside "sampled"
-        ({"traceparent": "garbage"}, False),
-        ({"traceparent": "00-x-y-zz"}, False),
-        ({"traceparent": None}, False),
-    ],
-)
-def test_maybe_sampled(carrier: dict, sampled: bool) -> None:
-    assert maybe_sampled(carrier) is sampled
 
 
 def test_trace_parent_keeps_only_the_trace_context() -> None:
