@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -39,6 +37,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
+from knative_lambda.bench.functions import tar_gz
 from knative_lambda.contract.bindings import from_http, to_http
 from knative_lambda.contract.events import BuildRequest, EventKind, tenant_source
 from knative_lambda.contract.factory import new_event
@@ -57,16 +56,6 @@ def percentile(values: list[float], q: float) -> float:
     k = (len(ordered) - 1) * q
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def tar_gz(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def source_for(case: str, nonce: str) -> bytes:

@@ -15,10 +15,8 @@ that run a platform part as a subprocess, ``wait_healthz`` and ``stop_popen``
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
-import tarfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from knative_lambda.bench.functions import tar_gz  # noqa: F401 - tests import it from here
 from knative_lambda.errors import ServiceUnavailable
 from knative_lambda.harness.kube import knative_schemas_dir
 from knative_lambda.harness.polling import poll
@@ -116,12 +115,12 @@ async def serve_app() -> AsyncIterator[Callable[[web.Application], Awaitable[str
         await runner.cleanup()
 
 
-def stop_popen(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it is still running after 10 s."""
+def stop_popen(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it is still running after ``grace`` seconds."""
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
@@ -143,14 +142,3 @@ def wait_healthz(proc: subprocess.Popen[bytes], url: str, name: str, log: Path,
     if not poll(healthy, timeout, interval=0.1, ignore=(httpx.HTTPError,)):
         stop_popen(proc)
         raise AssertionError(f"{name} not healthy in {timeout:g} s: {tail()}")
-
-
-def tar_gz(files: dict[str, bytes]) -> bytes:
-    """A tar.gz holding ``files`` (name -> content), as a source archive in S3."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()

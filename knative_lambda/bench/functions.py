@@ -48,10 +48,8 @@ def node_hello(nonce: str | None = None) -> bytes:
     return _tagged(NODE_HELLO, nonce, b"// nonce ")
 
 
-def python_with_dependency(nonce: str | None = None) -> bytes:
-    """A tar.gz holding handler.py and a requirements.txt with one small package."""
-    files = {"handler.py": _tagged(PYTHON_WITH_DEP, nonce, b"# nonce "),
-             "requirements.txt": b"six>=1.16,<2\n"}
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    """A tar.gz holding ``files`` (name -> content, mode 0644): a source archive for S3."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name, data in files.items():
@@ -60,6 +58,12 @@ def python_with_dependency(nonce: str | None = None) -> bytes:
             info.mode = 0o644
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def python_with_dependency(nonce: str | None = None) -> bytes:
+    """A tar.gz holding handler.py and a requirements.txt with one small package."""
+    return tar_gz({"handler.py": _tagged(PYTHON_WITH_DEP, nonce, b"# nonce "),
+                   "requirements.txt": b"six>=1.16,<2\n"})
 
 
 def python_stamp(nonce: str | None = None) -> bytes:

@@ -16,6 +16,7 @@ from knative_lambda.errors import ConfigError
 from knative_lambda.harness.faults.control import FaultProxyClient
 from knative_lambda.harness.faults.model import Faults, LinkFaults
 from knative_lambda.harness.faults.proxy import FaultProxy
+from tests.conftest import stop_popen
 
 
 @pytest.fixture
@@ -173,12 +174,7 @@ def proxy_process(echo_process: int) -> Iterator[tuple[int, FaultProxyClient]]:
         with FaultProxyClient(f"http://127.0.0.1:{ports['control_port']}") as client:
             yield ports["listen_port"], client
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_popen(proc, grace=5)
         with contextlib.suppress(Exception):
             proc.stdout.close()
 
