@@ -33,7 +33,7 @@ from knative_lambda.harness.faults.links import (
 )
 from knative_lambda.harness.services import (
     attach,
-    free_port,
+    free_ports,
     resolve_rabbitmq,
     resolve_s3,
     with_services,
@@ -183,7 +183,8 @@ def up(
         progress(f"  rabbitmq ({rabbit.kind}) {rabbit.url()}")
         progress(f"  s3 ({s3.kind}) {s3.url()}")
 
-        ports = {c.name: free_port() for c in COMPONENTS}
+        # one call: ports picked one by one can repeat (the kernel reuses a port just freed)
+        ports = dict(zip((c.name for c in COMPONENTS), free_ports(len(COMPONENTS)), strict=True))
         urls = {c.url_setting: f"http://127.0.0.1:{ports[c.name]}" for c in COMPONENTS if c.url_setting}
         settings = dataclasses.replace(with_services(base, rabbit, s3), token=token,
                                        data_dir=data_dir, **urls)

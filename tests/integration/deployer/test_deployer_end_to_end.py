@@ -18,9 +18,10 @@ from knative_lambda.contract import names
 from knative_lambda.contract.bindings import to_http
 from knative_lambda.contract.events import EventKind
 from knative_lambda.contract.factory import new_event
+from knative_lambda.harness.services.ports import free_ports
 from knative_lambda.settings import Settings
 
-from .conftest import Proc, free_port, start_process, stop_process, wait_healthy, wait_until
+from .conftest import Proc, start_process, stop_process, wait_healthy, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,20 +29,22 @@ TOKEN = "e2e-token"
 HELLO = b'def handle(event):\n    return {"hello": (event or {}).get("name", "world")}\n'
 
 
-def _url() -> str:
-    return f"http://127.0.0.1:{free_port()}"
+def _urls(n: int) -> list[str]:
+    # distinct in one call: ports picked one by one can repeat (the kernel reuses a freed port)
+    return [f"http://127.0.0.1:{port}" for port in free_ports(n)]
 
 
 @pytest.fixture(scope="module")
 def platform(service_settings: Settings, tmp_path_factory) -> Iterator[dict[str, Proc]]:
     data_dir = tmp_path_factory.mktemp("e2e")
+    broker_url, gateway_url, builder_url, deployer_url = _urls(4)
     base = replace(
         service_settings,
         token=TOKEN,
         data_dir=data_dir,
-        broker_url=_url(),
-        gateway_url=_url(),
-        builder_url=_url(),
+        broker_url=broker_url,
+        gateway_url=gateway_url,
+        builder_url=builder_url,
     )
     extra = {
         "KL_BUILD_OFFLINE": "1",
@@ -53,7 +56,7 @@ def platform(service_settings: Settings, tmp_path_factory) -> Iterator[dict[str,
         ("broker", "knative_lambda.platform.broker", base.broker_url),
         ("gateway", "knative_lambda.platform.serving", base.gateway_url),
         ("builder", "knative_lambda.platform.builder", base.builder_url),
-        ("deployer", "knative_lambda.platform.deployer", _url()),
+        ("deployer", "knative_lambda.platform.deployer", deployer_url),
     ]
     procs: dict[str, Proc] = {}
     try:
