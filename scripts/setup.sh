@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup for `make bench` and `make test`: system packages (when root),
 # uv, and the project's venv. Safe to run again; fast when nothing changed.
-#   scripts/setup.sh          the platform's needs (RabbitMQ, Node.js, venv)
+#   scripts/setup.sh          the platform's needs (RabbitMQ, Node.js, wrk, venv)
 #   scripts/setup.sh --test   plus what the tests need (Chromium for the report test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,8 @@ want_test=false
 apt_packages=()
 command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || apt_packages+=(rabbitmq-server)
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
+# wrk: the light load client of benchmarks/serving_warm_overhead.py (optional there)
+command -v wrk >/dev/null 2>&1 || apt_packages+=(wrk)
 if $want_test; then
   command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 fi
