@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import knative_lambda
-from knative_lambda.errors import PlatformError
+from knative_lambda.errors import ConfigError, PlatformError
 from knative_lambda.platform.runtime import loader, privileges
 from knative_lambda.platform.serving import isolation
 
@@ -223,7 +223,8 @@ class Launcher:
         from knative_lambda.platform.serving.containers import Containers  # it imports this module
 
         self.containers = Containers.from_env(data_dir, os.environ)  # None unless KL_INSTANCE_MODE=container
-        self.isolation = isolation.parse_policy(os.environ.get(isolation.ENV, ""), os.geteuid() == 0)
+        self.users = isolation.InstanceUsers(
+            isolation.parse_policy(os.environ.get(isolation.ENV, ""), os.geteuid() == 0))
         self._artifacts: dict[str, loader.Artifact] = {}
 
     def instance_env(self, namespace: str, service: str, revision: str, artifact: loader.Artifact) -> dict[str, str]:
@@ -257,7 +258,10 @@ class Launcher:
             except loader.FunctionLoadError as exc:
                 raise LaunchError(str(exc)) from None
         env = self.instance_env(namespace, service, revision, artifact)
-        user = isolation.user_for(self.isolation, namespace, service)
+        try:
+            user = self.users.user_for(namespace, service)
+        except ConfigError as exc:
+            raise LaunchError(str(exc)) from None
         if user is not None:  # the platform user's home is not the instance user's to write
             env["HOME"] = env.get("TMPDIR") or "/tmp"
         if self.containers and (image := await self.containers.image_for(artifact_dir, artifact.manifest)):

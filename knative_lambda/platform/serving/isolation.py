@@ -12,8 +12,8 @@ function's code runs:
 - ``NAME`` or ``UID[:GID]``: one fixed user for every instance;
 - ``FIRST-LAST``: per-service uids from that range.
 
-Every value but ``auto`` and ``off`` needs root. Two services can share a uid
-when their hashes collide (1 in 65,536 per pair with the default range).
+Every value but ``auto`` and ``off`` needs root. Two services never share a
+per-service uid: on a hash collision the later one takes the next free uid.
 """
 
 from __future__ import annotations
@@ -87,12 +87,40 @@ def _id(part: str, text: str) -> int:
     return int(part)
 
 
-def user_for(policy: IsolationPolicy, namespace: str, service: str) -> InstanceUser | None:
-    """The user an instance of ``namespace/service`` runs as; None: the platform's user."""
-    if policy.fixed is not None:
-        return policy.fixed
-    if not policy.enabled:
-        return None
-    span = policy.last - policy.first + 1
-    uid = policy.first + zlib.crc32(f"{namespace}/{service}".encode()) % span
-    return InstanceUser(uid, uid)
+class InstanceUsers:
+    """The user each service's instances run as under ``policy``.
+
+    Per-service uids start at the hash of ``namespace/service`` and move to the
+    next free uid in the range when another service already has that one, so
+    two services never share a uid (they could signal each other's instances).
+    A uid stays with its service for the gateway's lifetime: instances of a
+    deleted service may still be draining.
+    """
+
+    def __init__(self, policy: IsolationPolicy) -> None:
+        self.policy = policy
+        self._uids: dict[str, int] = {}  # namespace/service -> uid
+        self._owners: dict[int, str] = {}  # uid -> namespace/service
+
+    def user_for(self, namespace: str, service: str) -> InstanceUser | None:
+        """The user an instance of ``namespace/service`` runs as; None: the platform's user.
+        ConfigError when every uid of the range is taken."""
+        policy = self.policy
+        if policy.fixed is not None:
+            return policy.fixed
+        if not policy.enabled:
+            return None
+        key = f"{namespace}/{service}"
+        uid = self._uids.get(key)
+        if uid is None:
+            span = policy.last - policy.first + 1
+            start = zlib.crc32(key.encode()) % span
+            uid = next((policy.first + (start + i) % span for i in range(span)
+                        if policy.first + (start + i) % span not in self._owners), None)
+            if uid is None:
+                raise ConfigError(
+                    f"{ENV}: all {span} uids of {policy.first}-{policy.last} are taken by other "
+                    f"services; {key} cannot get one of its own (widen the range)"
+                )
+            self._uids[key], self._owners[uid] = uid, key
+        return InstanceUser(uid, uid)

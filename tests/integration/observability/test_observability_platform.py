@@ -157,7 +157,7 @@ def test_function_code_sees_no_platform_secret(platform: Any) -> None:
     # dumpable) or from the 0600 state file: as root, instances run as a uid of their own
     assert result["token_in_environ_of"] == []
     if os.geteuid() == 0:
-        expected = isolation.user_for(isolation.parse_policy("", True), fn.namespace, fn.service)
+        expected = isolation.InstanceUsers(isolation.parse_policy("", True)).user_for(fn.namespace, fn.service)
         assert (result["uid"], result["gid"], result["groups"]) == (expected.uid, expected.gid, [])
         assert result["state_file_readable"] is False
         assert env["HOME"] == os.environ.get("TMPDIR", "/tmp")  # a home it may write to

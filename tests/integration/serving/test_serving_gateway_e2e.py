@@ -217,7 +217,7 @@ def test_node_function_runs_as_its_own_user_with_its_modules(gateway, artifacts)
     (entry,) = resp.json()["eventEntries"]
     assert entry["hi"] == "hi"
     if os.geteuid() == 0:
-        user = isolation.user_for(isolation.parse_policy("", True), "default", "nodewho")
+        user = isolation.InstanceUsers(isolation.parse_policy("", True)).user_for("default", "nodewho")
         assert (entry["uid"], entry["groups"]) == (user.uid, [user.gid])
     else:
         assert entry["uid"] == os.geteuid()
@@ -318,3 +318,22 @@ def test_memory_limit_applies_inside_the_instance(gateway, artifacts):
 def test_hostile_bodies_are_400(gateway, body, where):
     r = gateway.api.put("/apis/v1/namespaces/default/services/hostile", content=body)
     assert r.status_code == 400 and r.json()["problems"][0]["where"] == where
+
+
+PY_WHOAMI = "import os\n\ndef handle(event):\n    return {'uid': os.getuid()}\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="per-service users need root")
+def test_services_never_share_a_uid_and_a_full_range_is_a_clear_error(start_gateway, artifacts):
+    gw = start_gateway(KL_INSTANCE_USER="230001-230002")  # two uids for three services
+    uids = []
+    for name in ("first", "second"):
+        gw.deploy(name, make_artifact(artifacts, f"who-{name}", PY_WHOAMI))
+        resp = invoke(gw, name, {})
+        assert resp.status_code == 200, resp.text
+        uids.append(resp.json()["eventEntries"][0]["uid"])
+    assert sorted(uids) == [230001, 230002]
+    gw.deploy("third", make_artifact(artifacts, "who-third", PY_WHOAMI))
+    resp = invoke(gw, "third", {})
+    assert resp.status_code == 502
+    assert "uids of 230001-230002 are taken" in resp.json()["error"]

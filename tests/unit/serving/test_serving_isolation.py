@@ -15,9 +15,9 @@ from knative_lambda.platform.serving.isolation import (
     DEFAULT_RANGE,
     OFF,
     InstanceUser,
+    InstanceUsers,
     IsolationPolicy,
     parse_policy,
-    user_for,
 )
 
 
@@ -75,21 +75,33 @@ def test_changing_user_needs_root(text: str) -> None:
         parse_policy(text, False, fake_lookup)
 
 
-def test_per_service_users_are_stable_in_range_and_spread() -> None:
-    policy = parse_policy("", True)
-    users = {user_for(policy, "default", f"fn-{i}") for i in range(200)}
-    assert all(u is not None and u.uid == u.gid for u in users)
-    assert all(DEFAULT_RANGE[0] <= u.uid <= DEFAULT_RANGE[1] for u in users if u)
-    assert len(users) >= 199  # collisions are rare (1 in 65,536 per pair)
-    assert user_for(policy, "default", "fn-1") == user_for(policy, "default", "fn-1")
-    assert user_for(policy, "a", "fn") != user_for(policy, "b", "fn")  # the namespace counts
+def test_per_service_users_are_stable_distinct_and_in_range() -> None:
+    users = InstanceUsers(parse_policy("", True))
+    got = [users.user_for("default", f"fn-{i}") for i in range(2000)]
+    assert all(u is not None and u.uid == u.gid for u in got)
+    assert all(DEFAULT_RANGE[0] <= u.uid <= DEFAULT_RANGE[1] for u in got if u)
+    assert len({u.uid for u in got if u}) == 2000  # never shared, collisions included
+    assert users.user_for("default", "fn-1") == got[1]
+    assert users.user_for("a", "fn") != users.user_for("b", "fn")  # the namespace counts
+    # the same service gets the same uid from a fresh table (a restarted gateway)
+    assert InstanceUsers(parse_policy("", True)).user_for("default", "fn-0") == got[0]
+
+
+def test_a_hash_collision_moves_the_later_service_to_the_next_free_uid() -> None:
+    policy = IsolationPolicy(first=100, last=103)  # 4 uids: collisions are certain
+    users = InstanceUsers(policy)
+    got = [users.user_for("ns", name) for name in ("a", "b", "c", "d")]
+    assert sorted(u.uid for u in got if u) == [100, 101, 102, 103]
+    assert users.user_for("ns", "c") == got[2]  # an assigned uid stays put
+    with pytest.raises(ConfigError, match="all 4 uids of 100-103 are taken.*ns/e"):
+        users.user_for("ns", "e")
 
 
 def test_fixed_off_and_single_uid_range() -> None:
-    assert user_for(OFF, "default", "fn") is None
-    fixed = IsolationPolicy(fixed=InstanceUser(10, 20))
-    assert user_for(fixed, "x", "y") == user_for(fixed, "z", "w") == InstanceUser(10, 20)
-    assert user_for(IsolationPolicy(first=7, last=7), "x", "y") == InstanceUser(7, 7)
+    assert InstanceUsers(OFF).user_for("default", "fn") is None
+    fixed = InstanceUsers(IsolationPolicy(fixed=InstanceUser(10, 20)))
+    assert fixed.user_for("x", "y") == fixed.user_for("z", "w") == InstanceUser(10, 20)
+    assert InstanceUsers(IsolationPolicy(first=7, last=7)).user_for("x", "y") == InstanceUser(7, 7)
 
 
 def test_anchored_paths_go_through_the_deepest_held_directory(tmp_path: Path) -> None:
