@@ -5,7 +5,7 @@ Run as ``python -m knative_lambda.harness.services.embedded_s3 --port N [--data-
 ``kl up`` can leave it running and ``restart`` really restarts it.
 
 moto keeps objects in memory. With ``--data-dir`` the server keeps a copy of every
-bucket and object (body and content type) in ``D/snapshot`` and loads it back on
+bucket and object (body, content type and user metadata) in ``D/snapshot`` and loads it back on
 start:
 
 - every PUT/POST/DELETE request (create/delete bucket, put/copy/delete object,
@@ -156,6 +156,7 @@ class Snapshot:
             "key": item["Key"],
             "file": file,
             "content_type": obj.get("ContentType", ""),
+            "metadata": obj.get("Metadata") or {},
             "etag": obj["ETag"],
             "last_modified": listed_at if settled else None,
         }
@@ -168,7 +169,9 @@ class Snapshot:
         for name in manifest["buckets"]:
             s3.create_bucket(Bucket=name)
         for obj in manifest["objects"]:
-            extra = {"ContentType": obj["content_type"]} if obj["content_type"] else {}
+            extra: dict[str, Any] = {"Metadata": obj.get("metadata") or {}}  # absent before metadata was kept
+            if obj["content_type"]:
+                extra["ContentType"] = obj["content_type"]
             s3.put_object(
                 Bucket=obj["bucket"],
                 Key=obj["key"],

@@ -47,7 +47,7 @@ def identity(pid: int) -> dict[str, Any]:
 
 
 def same_process(ident: dict[str, Any] | None) -> psutil.Process | None:
-    """The live process ``ident`` recorded, or None if it ended (zombies count as ended)."""
+    """The live process ``ident`` recorded, or None if it ended (a zombie has ended)."""
     if not ident or not ident.get("pid"):
         return None
     try:
@@ -57,7 +57,9 @@ def same_process(ident: dict[str, Any] | None) -> psutil.Process | None:
             and abs(proc.create_time() - ident["create_time"]) > 0.5
         ):
             return None  # the pid was reused by someone else
-        if proc.status() == psutil.STATUS_ZOMBIE:
+        # A zombie has ended, unless it is a thread group leader whose other threads are
+        # still exiting: until the last one is gone it still holds its sockets (ports).
+        if proc.status() == psutil.STATUS_ZOMBIE and proc.num_threads() <= 1:
             return None
         return proc
     except psutil.Error:

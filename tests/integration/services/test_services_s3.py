@@ -70,12 +70,14 @@ def test_embedded_restart_keeps_objects_and_attach_stops_it(tmp_path) -> None:
     current = stale["pids"]["server"]
     try:
         client = service.client()
-        client.put_object(Bucket="b-one", Key="a/b.txt", Body=b"kept", ContentType="text/plain")
+        client.put_object(Bucket="b-one", Key="a/b.txt", Body=b"kept", ContentType="text/plain",
+                          Metadata={"parser-id": "p1"})
         client.create_bucket(Bucket="b-extra")
         service.restart()
         assert service.url() == stale["url"]
         obj = boto3_client(service.describe()).get_object(Bucket="b-one", Key="a/b.txt")
         assert obj["Body"].read() == b"kept" and obj["ContentType"] == "text/plain"
+        assert obj["Metadata"] == {"parser-id": "p1"}
         assert "b-extra" in {b["Name"] for b in service.client().list_buckets()["Buckets"]}
 
         attach(stale).restart()  # another process restarts it: new pid, same URL and data
