@@ -171,7 +171,7 @@ def main() -> None:
         import uvloop
 
         uvloop.install()
-    from knative_lambda.harness.services import free_port, resolve_rabbitmq
+    from knative_lambda.harness.services import free_ports, resolve_rabbitmq
     from knative_lambda.platform.broker.client import BrokerClient
     from knative_lambda.platform.broker.triggers import trigger_object
     from knative_lambda.settings import Settings
@@ -184,7 +184,7 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     mq.start()
     try:
-        port, rport = free_port(), free_port()
+        port, rport = free_ports(2)
         settings = Settings(amqp_url=mq.url(), data_dir=work / "data", port=port,
                             broker_url=f"http://127.0.0.1:{port}")
         log = (work / "broker.log").open("wb")

@@ -42,7 +42,7 @@ from knative_lambda.contract.bindings import from_http, to_http
 from knative_lambda.contract.events import BuildRequest, EventKind, tenant_source
 from knative_lambda.contract.factory import new_event
 from knative_lambda.harness.services import boto3_client, resolve_s3
-from knative_lambda.harness.services.ports import free_port
+from knative_lambda.harness.services.ports import free_ports
 from knative_lambda.settings import Settings
 
 GOALS_MS = {"a_cache_hit": 250, "b_python_file": 2000, "c_python_one_dep": 5000, "d_node_file": None}
@@ -117,7 +117,7 @@ async def run(samples: int, timeout: float) -> dict[str, Any]:
         app.router.add_put("/apis/v1/namespaces/{ns}/triggers/{name}", ingress.trigger)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        iport, bport = free_port(), free_port()
+        iport, bport = free_ports(2)
         await web.TCPSite(runner, "127.0.0.1", iport).start()
         creds, (source_bucket, temp_bucket) = desc["credentials"], desc["buckets"]
         settings = Settings(s3_endpoint=s3.url(), s3_access_key=creds["access_key"],

@@ -548,6 +548,29 @@ def _wait_crds(phase: str, crds: list[str], timeout: str) -> Step:
     )
 
 
+def _patch_config_map(phase: str, what: str, name: str, data: dict[str, str]) -> Step:
+    """Set ``data`` keys of a ConfigMap a release installed, leaving the rest as upstream wrote it.
+
+    A merge patch, not an apply: ``kubectl apply`` of our ConfigMap over the one the
+    release applied would drop upstream's labels, annotations and other keys (``_example``).
+    """
+    return Step(
+        phase,
+        what,
+        "run",
+        _kubectl(
+            "patch",
+            f"configmap/{name}",
+            "-n",
+            "knative-serving",
+            "--type",
+            "merge",
+            "-p",
+            json.dumps({"data": data}, separators=(",", ":")),
+        ),
+    )
+
+
 def _apply(phase: str, manifest: dict[str, Any]) -> Step:
     meta = manifest["metadata"]
     where = f" in {meta['namespace']}" if meta.get("namespace") else ""
@@ -638,40 +661,19 @@ def plan(options: KindOptions | None = None) -> list[Step]:
         _apply_url("serving", versions.SERVING_CRDS, {kind_name(kn.SERVING_API, "Service")}),
         _wait_crds("serving", ["services.serving.knative.dev", "revisions.serving.knative.dev"], t),
         _apply_url("serving", versions.SERVING_CORE),
-        # config-network and config-domain carry the labels of Serving's
-        # config.webhook.serving.knative.dev (failurePolicy: Fail), so patching
-        # them before the webhook serves is refused.
+        # Serving's config.webhook.serving.knative.dev (failurePolicy: Fail) validates
+        # config-network, config-domain and config-autoscaler, so patching them
+        # before the webhook serves is refused.
         _wait_deployment("serving", "knative-serving", "webhook", t),
         _apply_url("serving", versions.KOURIER),
-        Step(
+        _patch_config_map(
             "serving",
             "use Kourier as the ingress",
-            "run",
-            _kubectl(
-                "patch",
-                "configmap/config-network",
-                "-n",
-                "knative-serving",
-                "--type",
-                "merge",
-                "-p",
-                '{"data":{"ingress-class":"kourier.ingress.networking.knative.dev"}}',
-            ),
+            "config-network",
+            {"ingress-class": "kourier.ingress.networking.knative.dev"},
         ),
-        Step(
-            "serving",
-            f"route *.{FUNCTION_DOMAIN} to functions",
-            "run",
-            _kubectl(
-                "patch",
-                "configmap/config-domain",
-                "-n",
-                "knative-serving",
-                "--type",
-                "merge",
-                "-p",
-                json.dumps({"data": {FUNCTION_DOMAIN: ""}}, separators=(",", ":")),
-            ),
+        _patch_config_map(
+            "serving", f"route *.{FUNCTION_DOMAIN} to functions", "config-domain", {FUNCTION_DOMAIN: ""}
         ),
         Step(
             "serving",
@@ -695,8 +697,11 @@ def plan(options: KindOptions | None = None) -> list[Step]:
                 ),
             ),
         ),
-        _apply(
-            "serving", kn.autoscaler_config_map(scale_to_zero_grace_period=o.scale_to_zero_grace)
+        _patch_config_map(
+            "serving",
+            "set the autoscaler defaults",
+            "config-autoscaler",
+            kn.autoscaler_config_map(scale_to_zero_grace_period=o.scale_to_zero_grace)["data"],
         ),
         _wait_deployments("serving", "knative-serving", t),
         _wait_deployments("serving", "kourier-system", t),

@@ -45,7 +45,13 @@ RABBITMQ_TOPOLOGY_OPERATOR = "v1.15.0"
 # The cluster operator v2.11.0's own default image (rabbitmq/cluster-operator@v2.11.0
 # main.go defaultRabbitmqImage), pinned to the patch release instead of 3.13-management.
 RABBITMQ_IMAGE = "rabbitmq:3.13.7-management"
-# Not checkable here (no registry access); widely used tags of quay.io/minio.
+# Both are upstream release tags (git tags in minio/minio and minio/mc), and each
+# project's docker-buildx.sh at that tag pushes quay.io/minio/<name>:<tag>. minio/minio
+# @RELEASE.2024-10-29T16-01-48Z docs/orchestration/docker-compose/docker-compose.yaml
+# runs quay.io/minio/minio:RELEASE.2024-10-13T13-34-11Z. The registry itself is not
+# reachable from here. At these tags: `minio server --console-address` and
+# /minio/health/ready (cmd/server-main.go, cmd/healthcheck-router.go), `mc mb
+# --ignore-existing` (minio/mc cmd/mb-main.go).
 MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2024-10-13T13-34-11Z"
 MINIO_MC_IMAGE = "quay.io/minio/mc:RELEASE.2024-10-08T09-37-26Z"
 REGISTRY_IMAGE = "registry:2.8.3"

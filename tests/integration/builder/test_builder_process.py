@@ -29,7 +29,7 @@ from knative_lambda.contract.events import (
     tenant_source,
 )
 from knative_lambda.contract.factory import new_event
-from knative_lambda.harness.services.ports import free_port
+from knative_lambda.harness.services.ports import free_ports
 from knative_lambda.harness.state import settings_to_dict
 from knative_lambda.platform.broker.client import BrokerClient
 from knative_lambda.platform.broker.triggers import trigger_object
@@ -79,7 +79,7 @@ def platform(amqp_url: str, s3, tmp_path_factory: pytest.TempPathFactory) -> Ite
     data = tmp_path_factory.mktemp("kl-platform")
     desc = s3.describe()
     creds, (source, temp) = desc["credentials"], desc["buckets"]
-    bport, uport = free_port(), free_port()
+    bport, uport = free_ports(2)  # one call: two free_port() calls can repeat a port
     base = Settings(amqp_url=amqp_url, s3_endpoint=s3.url(), s3_access_key=creds["access_key"],
                     s3_secret_key=creds["secret_key"], s3_region=creds["region"], source_bucket=source,
                     temp_bucket=temp, broker_url=f"http://127.0.0.1:{bport}",

@@ -18,6 +18,7 @@ from knative_lambda.contract.bindings import to_http
 from knative_lambda.contract.events import EventKind
 from knative_lambda.contract.factory import new_event
 from knative_lambda.harness.kube import knative_schemas_dir, validate_manifest
+from knative_lambda.harness.services.ports import free_ports
 from knative_lambda.settings import Settings
 
 from .conftest import Proc, StandIn, free_port, start_process, stop_process, wait_healthy
@@ -210,11 +211,13 @@ def test_not_a_cloudevent_gets_400(clean, deployer: Proc) -> None:
 
 
 def test_exits_with_a_clear_message_when_the_broker_cannot_be_reached(tmp_path: Path) -> None:
+    # One call: with two, the deployer could be given the "unreachable" broker's port.
+    broker_port, port = free_ports(2)
     settings = Settings(
         gateway_url="http://127.0.0.1:9",
-        broker_url=f"http://127.0.0.1:{free_port()}",
+        broker_url=f"http://127.0.0.1:{broker_port}",
         data_dir=tmp_path,
-        port=free_port(),
+        port=port,
     )
     proc = start_process(
         "knative_lambda.platform.deployer",

@@ -5,6 +5,7 @@ lands in the broker, a failing gateway is retried by the broker until applied.""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -13,12 +14,12 @@ from knative_lambda.contract import names
 from knative_lambda.contract.bindings import to_http
 from knative_lambda.contract.events import EventKind
 from knative_lambda.contract.factory import new_event
+from knative_lambda.harness.services.ports import free_ports
 from knative_lambda.settings import Settings
 
 from .conftest import (
     Proc,
     StandIn,
-    free_port,
     start_process,
     stop_process,
     wait_healthy,
@@ -50,16 +51,17 @@ def build_complete(content_hash: str) -> dict:
 @pytest.fixture(scope="module")
 def stack(amqp_url: str, gateway: StandIn, tmp_path_factory) -> Iterator[tuple[Proc, Proc]]:
     data_dir = tmp_path_factory.mktemp("stack")
+    broker_port, deployer_port = free_ports(2)
     base = Settings(
         amqp_url=amqp_url,
         gateway_url=gateway.url,
         token=TOKEN,
         data_dir=data_dir,
-        broker_url=f"http://127.0.0.1:{free_port()}",
+        broker_url=f"http://127.0.0.1:{broker_port}",
     )
     broker = start_process(
         "knative_lambda.platform.broker",
-        _with_port(base, base.broker_url),
+        replace(base, port=broker_port),
         data_dir / "broker.log",
         {"KL_BROKER_RECONNECT_INTERVAL": "0.2"},
     )
@@ -68,7 +70,7 @@ def stack(amqp_url: str, gateway: StandIn, tmp_path_factory) -> Iterator[tuple[P
         wait_healthy(broker)
         deployer = start_process(
             "knative_lambda.platform.deployer",
-            _with_port(base, f"http://127.0.0.1:{free_port()}"),
+            replace(base, port=deployer_port),
             data_dir / "deployer.log",
             {"KL_DEPLOYER_REGISTER_TIMEOUT": "15"},
         )
@@ -78,12 +80,6 @@ def stack(amqp_url: str, gateway: StandIn, tmp_path_factory) -> Iterator[tuple[P
         if deployer is not None:
             stop_process(deployer)
         stop_process(broker)
-
-
-def _with_port(settings: Settings, url: str) -> Settings:
-    from dataclasses import replace
-
-    return replace(settings, port=int(url.rsplit(":", 1)[1]))
 
 
 def publish(broker: Proc, kind: EventKind, data: dict, source: str, subject: str) -> None:

@@ -3,7 +3,9 @@ versions come from one place, and the dry run prints exactly the plan."""
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import yaml
 
 from knative_lambda.harness.kube import validate_manifest
 from knative_lambda.harness.targets import kind, versions
+from knative_lambda.platform.deployer import manifests as kn
 
 OPTIONS = kind.KindOptions()
 STEPS = kind.plan(OPTIONS)
@@ -58,8 +61,8 @@ def test_the_plan_installs_the_whole_stack() -> None:
         ("Deployment", "kl-deployer"),
         ("Trigger", "kl-deployer-build-complete"),
         ("Trigger", "kl-builder-build-start"),
-        ("ConfigMap", "config-autoscaler"),
     } <= kinds
+    assert _kubectl_step("patch", "configmap/config-autoscaler")
 
 
 def test_cluster_is_created_before_anything_touches_it() -> None:
@@ -329,6 +332,51 @@ def test_serving_config_maps_are_patched_after_the_serving_webhook_is_up() -> No
     assert patch == '{"data":{"ingress-class":"kourier.ingress.networking.knative.dev"}}'
     # net-kourier config/300-gateway.yaml: Service "kourier" in kourier-system, port 80.
     assert _kubectl_step("patch", "service/kourier", "kourier-system") > webhook
+
+
+def test_autoscaler_defaults_are_merged_into_servings_own_config_map(
+    schemas_dir: Path,
+) -> None:
+    # serving-core.yaml ships config-autoscaler with labels, an example-checksum
+    # annotation and an _example key; a merge patch of data only keeps all of them.
+    webhook = _kubectl_step("wait", "deployment/webhook", "knative-serving")
+    i = _kubectl_step("patch", "configmap/config-autoscaler")
+    step = STEPS[i]
+    assert i > webhook and step.action == "run"
+    assert step.argv[:-1] == (
+        "kubectl",
+        "patch",
+        "configmap/config-autoscaler",
+        "-n",
+        "knative-serving",
+        "--type",
+        "merge",
+        "-p",
+    )
+    patch = json.loads(step.argv[-1])
+    assert list(patch) == ["data"]
+    expected = kn.autoscaler_config_map(scale_to_zero_grace_period=OPTIONS.scale_to_zero_grace)
+    assert patch["data"] == expected["data"]
+    assert patch["data"]["scale-to-zero-grace-period"] == OPTIONS.scale_to_zero_grace
+    # only keys upstream documents in its _example block
+    validate_manifest({**expected, "data": patch["data"]}, schemas_dir=schemas_dir)
+    # nothing replaces a Serving ConfigMap wholesale
+    assert not [
+        m
+        for m in kind.manifests_of(STEPS)
+        if m["kind"] == "ConfigMap" and m["metadata"].get("namespace") == "knative-serving"
+    ]
+
+
+def test_dry_run_prints_the_config_map_patches_as_shell_commands() -> None:
+    text = kind.dry_run(kind.KindOptions(scale_to_zero_grace="45s"))
+    line = next(x for x in text.splitlines() if "configmap/config-autoscaler" in x)
+    assert line.startswith("# $ kubectl patch configmap/config-autoscaler -n knative-serving ")
+    assert "--type merge -p '{\"data\":{" in line
+    payload = shlex.split(line.removeprefix("# $ "))[-1]
+    assert json.loads(payload)["data"]["scale-to-zero-grace-period"] == "45s"
+    block = next(b for b in text.split("\n---\n") if "configmap/config-autoscaler" in b)
+    assert yaml.safe_load(block) is None  # comments only: no manifest to apply
 
 
 def test_waits_name_upstream_resources() -> None:
