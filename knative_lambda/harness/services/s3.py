@@ -27,8 +27,9 @@ from knative_lambda.harness.polling import poll
 from knative_lambda.harness.services import procs
 from knative_lambda.harness.services.containers import Container, docker_problem
 from knative_lambda.harness.services.ports import HOST, free_ports, port_open
+from knative_lambda.harness.targets import versions
 
-MINIO_IMAGE = os.environ.get("KL_MINIO_IMAGE", "minio/minio:latest")
+MINIO_IMAGE = os.environ.get("KL_MINIO_IMAGE", versions.MINIO_IMAGE)  # pinned, as the kind target
 # Fixed keys for the servers we run ourselves (MinIO wants a secret of 8+ chars).
 ACCESS_KEY, SECRET_KEY, REGION = "kl-access", "kl-secret", "us-east-1"
 DEFAULT_BUCKETS = ("kl-source", "kl-temp")
