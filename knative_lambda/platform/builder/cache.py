@@ -1,9 +1,10 @@
 """Content-addressed artifact store and single-flight builds.
 
 An artifact lives at ``<data_dir>/artifacts/<key>/`` where the key hashes
-(content hash, runtime, backend, base): the same code built the same way is the
-same artifact. It is written under a temporary name and renamed into place,
-so a crash never leaves a half artifact that a later lookup would trust.
+(content hash, runtime, backend, base, runtime files): the same code built the
+same way, with the same wrapper, is the same artifact. It is written under a
+temporary name and renamed into place, so a crash never leaves a half artifact
+that a later lookup would trust.
 """
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ T = TypeVar("T")
 MANIFEST = "manifest.json"
 
 
-def cache_key(content_hash: str, runtime: str, backend: str, base: str) -> str:
-    """16 hex of SHA-256 over the four parts (NUL-separated so parts cannot blur)."""
-    return hashlib.sha256("\x00".join((content_hash, runtime, backend, base)).encode()).hexdigest()[:16]
+def cache_key(content_hash: str, runtime: str, backend: str, base: str, runtime_files: str) -> str:
+    """16 hex of SHA-256 over the five parts (NUL-separated so parts cannot blur).
+
+    ``runtime_files`` is ``context.runtime_digest``: what the builder adds to the function (the
+    wrapper, templates) goes into the image, so an image of an older wrapper is not reused.
+    """
+    parts = (content_hash, runtime, backend, base, runtime_files)
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
 class ArtifactStore:

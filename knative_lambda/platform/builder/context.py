@@ -20,6 +20,7 @@ same bytes (and the same key in a registry cache).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.metadata
 import io
 import json
@@ -76,11 +77,19 @@ class BuildConfig:
         return json.dumps(asdict(self), indent=2, sort_keys=True).encode() + b"\n"
 
 
+# Bytecode is compiled at build time: the instance user cannot write /app, so otherwise every
+# container cold start compiles the wrapper, its packages and the function in memory. The image
+# never changes, hence unchecked-hash pycs (no source check at import; and the context's zeroed
+# mtimes make timestamp pycs unreliable). A file that does not compile is left to fail if imported.
+COMPILE = "RUN python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash {paths} || true"
+
+
 def deps_step(spec: FunctionSpec, vendored: bool) -> str:
     """The Dockerfile lines that put dependencies into the image."""
     if vendored and spec.runtime == "python":  # installed by the builder: the base needs no pip
-        # The wrapper's packages first: an unchanged layer, so docker reuses it across functions.
-        return "COPY runtime-deps/ /app/deps/" + ("\nCOPY deps/ /app/deps/" if spec.deps else "")
+        # The wrapper's packages first, compiled: unchanged layers, so docker reuses them across functions.
+        return ("COPY runtime-deps/ /app/deps/\n" + COMPILE.format(paths="/app/deps")
+                + ("\nCOPY deps/ /app/deps/" if spec.deps else ""))
     if spec.runtime == "python":  # the wrapper's own imports, then the function's requirements
         files = "runtime-requirements.txt" + (" requirements.txt" if spec.deps else "")
         reqs = " -r /app/runtime-requirements.txt" + (" -r /app/requirements.txt" if spec.deps else "")
@@ -104,8 +113,17 @@ def dockerfile(spec: FunctionSpec, config: BuildConfig, vendored: bool = False) 
         third_party_id=config.third_party_id,
         content_hash=config.content_hash,
         deps_step=deps_step(spec, vendored),
+        compile_step=compile_step(spec, vendored),
         export=spec.export,
     )
+
+
+def compile_step(spec: FunctionSpec, vendored: bool) -> str:
+    """The Dockerfile line that compiles the wrapper and the function (and vendored function deps)."""
+    if spec.runtime != "python":
+        return "# node: nothing to compile"
+    # pip (unvendored) compiles what it installs; the function's vendored deps came after the runtime's
+    return COMPILE.format(paths="/app/knative_lambda /app/function" + (" /app/deps" if vendored and spec.deps else ""))
 
 
 def wrapper_files(runtime_dir: Path = RUNTIME_DIR, package_dir: Path | None = PACKAGE_DIR) -> dict[str, Path]:
@@ -122,6 +140,37 @@ def wrapper_files(runtime_dir: Path = RUNTIME_DIR, package_dir: Path | None = PA
                 if path.is_file() and not any(p in path.parts for p in _WRAPPER_SKIP):
                     files[f"{prefix}/{path.relative_to(root).as_posix()}"] = path
     return files
+
+
+def runtime_files(
+    runtime: str, runtime_dir: Path = RUNTIME_DIR, package_dir: Path | None = PACKAGE_DIR,
+    templates: Path = TEMPLATES,
+) -> dict[str, bytes]:
+    """What the builder puts into a ``runtime`` artifact or image besides the function: the wrapper
+    (and for Python the project modules it imports and its pinned packages), the templates, and
+    this module, which writes the Dockerfile and the image manifest."""
+    files = {name: path.read_bytes() for name, path in wrapper_files(runtime_dir, package_dir).items()
+             if runtime == "python" or name.endswith("/wrapper.js")}
+    for path in sorted(templates.iterdir()):
+        if path.is_file() and not (path.name.startswith("Dockerfile.") and path.name != f"Dockerfile.{runtime}"):
+            files[f"templates/{path.name}"] = path.read_bytes()
+    files["builder/context.py"] = Path(__file__).read_bytes()
+    if runtime == "python":
+        files["runtime-requirements.txt"] = runtime_requirements().encode()
+    return files
+
+
+def runtime_digest(
+    runtime: str, runtime_dir: Path = RUNTIME_DIR, package_dir: Path | None = PACKAGE_DIR,
+    templates: Path = TEMPLATES,
+) -> str:
+    """16 hex of SHA-256 over :func:`runtime_files`: part of the artifact cache key, so an artifact
+    (image) built with another wrapper is rebuilt rather than reused."""
+    digest = hashlib.sha256()
+    for name, data in sorted(runtime_files(runtime, runtime_dir, package_dir, templates).items()):
+        digest.update(f"{name}\x00{len(data)}\x00".encode())
+        digest.update(data)
+    return digest.hexdigest()[:16]
 
 
 def wrapper_state(runtime_dir: Path = RUNTIME_DIR) -> str:

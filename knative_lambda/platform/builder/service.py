@@ -34,7 +34,13 @@ from knative_lambda.platform.builder import archive, runtimes, source
 from knative_lambda.platform.builder.backends import BuildBackend, BuildInput, make_backend
 from knative_lambda.platform.builder.cache import ArtifactStore, SingleFlight, cache_key
 from knative_lambda.platform.builder.config import BuilderConfig
-from knative_lambda.platform.builder.context import TEMPLATES, BuildConfig, assemble, wrapper_state
+from knative_lambda.platform.builder.context import (
+    TEMPLATES,
+    BuildConfig,
+    assemble,
+    runtime_digest,
+    wrapper_state,
+)
 from knative_lambda.platform.builder.errors import (
     BackoffActive,
     BuildFailed,
@@ -238,7 +244,8 @@ class Builder:
                 package = code / "package.json"
                 spec = runtimes.detect(inner, hint, package.read_text(errors="replace") if package.is_file() else None)
             base = self.backend.base(spec.runtime)
-            key = cache_key(keys.content_hash(src.data), spec.runtime, self.backend.name, base)
+            key = cache_key(keys.content_hash(src.data), spec.runtime, self.backend.name, base,
+                            runtime_digest(spec.runtime))
             return _Prepared(spec, staging, key, base)
         except BaseException:
             self.store.discard(staging)

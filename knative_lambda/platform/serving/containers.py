@@ -22,6 +22,13 @@ exits first or is not ready in time is removed, and the LaunchError carries its
 last log line (hence no ``--rm``: the log must outlive the crash). One
 ``docker events`` stream per gateway reports exits, so a container that dies
 is seen gone like an exited process, and is then removed.
+
+Its output goes where process instances' goes, the gateway's ``logs/instances.log``,
+as the function wrote it (no prefix, like theirs; the wrapper's ``READY <port>``
+line is dropped, as the node launcher drops it): one ``docker logs --follow`` per
+container, from its start. It ends by itself when the container is gone; a
+container that exits is removed only once its follower has copied its last lines
+(or after ``LOG_DRAIN_TIMEOUT``).
 """
 
 from __future__ import annotations
@@ -42,7 +49,8 @@ from typing import Any
 import aiohttp
 
 from knative_lambda.errors import ConfigError
-from knative_lambda.platform.serving.instances import LaunchError
+from knative_lambda.platform.runtime.server import die_with_parent
+from knative_lambda.platform.serving.instances import LaunchError, _drain
 from knative_lambda.platform.serving.isolation import InstanceUser
 
 log = logging.getLogger("kl.gateway")
@@ -53,6 +61,7 @@ READY_TIMEOUT_ENV = "KL_CONTAINER_READY_TIMEOUT"
 READY_TIMEOUT = 30.0
 CONTAINER_PORT = 8080  # EXPOSE/CMD of builder/templates/Dockerfile.*
 STOP_GRACE = 10  # seconds `docker stop` waits after SIGTERM before SIGKILL
+LOG_DRAIN_TIMEOUT = 5.0  # seconds an exited container waits for its follower before it is removed
 HOST_ONLY_ENV = frozenset({"PATH", "HOME", "TMPDIR", "SYSTEMROOT"})
 DOCKER = "docker"
 
@@ -180,6 +189,25 @@ def parse_event(line: str | bytes) -> tuple[str, str, str] | None:
         return None
 
 
+async def copy_output(stream: asyncio.StreamReader, log_path: Path) -> None:
+    """Append a container's stdout to ``log_path`` as written, until EOF, minus the wrapper's first
+    ``READY <port>`` line: a handshake, not the function's output (node's is not logged either)."""
+    with open(log_path, "ab") as log:
+        while True:
+            try:
+                line = await stream.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:  # ended without a newline
+                log.write(exc.partial)
+                return
+            except asyncio.LimitOverrunError:  # a line over the reader's limit: still buffered, copied below
+                break
+            if line.startswith(b"READY "):
+                break
+            log.write(line)  # the function's import-time output
+            log.flush()
+    await _drain(stream, log_path)
+
+
 def last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:500] if lines else "(no output)"
@@ -237,6 +265,7 @@ class ContainerHandle:
         self.stopping = False
         self.ready = False  # until then an exit is the launch's to report, not the watcher's
         self.exited: str | None = None  # exit code, once the events stream said it died
+        self.follower: asyncio.Task | None = None  # copies its output to instances.log
         self._finishing = False
         self._gone = asyncio.Event()
 
@@ -263,6 +292,7 @@ class ContainerHandle:
             if not self.stopping:
                 reason += f": {await self.owner.last_log_line(self.id)}"
             self.reason = reason
+            await self.owner.end_follower(self, LOG_DRAIN_TIMEOUT)  # its last lines, before they are removed
             await self.owner.remove(self.id)
         finally:
             self.owner.handles.pop(self.id, None)
@@ -272,23 +302,28 @@ class ContainerHandle:
 class Containers:
     """Starts, watches and removes the container instances of one gateway."""
 
-    def __init__(self, data_dir: str | Path, ready_timeout: float = READY_TIMEOUT) -> None:
+    def __init__(self, data_dir: str | Path, ready_timeout: float = READY_TIMEOUT,
+                 log_path: str | Path | None = None) -> None:
         self.data_dir = str(Path(data_dir).resolve())
         self.ready_timeout = ready_timeout
+        # where process instances' output goes (instances.Launcher.log_path)
+        self.log_path = Path(log_path) if log_path else Path(self.data_dir) / "logs" / "instances.log"
         self.handles: dict[str, ContainerHandle] = {}
         self._lock = asyncio.Lock()
         self._engine: str | None = None  # why Docker cannot be used; None when it can
         self._checked_at: float | None = None
         self._events: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._followers: set[asyncio.Task] = set()  # one per container not yet removed
         self._told: set[str] = set()
 
     @classmethod
-    def from_env(cls, data_dir: str | Path, env: Mapping[str, str]) -> Containers | None:
+    def from_env(cls, data_dir: str | Path, env: Mapping[str, str],
+                 log_path: str | Path | None = None) -> Containers | None:
         """A Containers when ``KL_INSTANCE_MODE=container``; None in process mode."""
         if instance_mode(env) != "container":
             return None
-        return cls(data_dir, ready_timeout(env))
+        return cls(data_dir, ready_timeout(env), log_path)
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -346,13 +381,57 @@ class Containers:
                 await self.remove(cid)
             raise LaunchError(f"docker run of {image} failed: {last_line(err)}")
         handle = self.handles[cid] = ContainerHandle(self, cid, image, started)
+        handle.follower = follower = asyncio.get_running_loop().create_task(self.follow_logs(cid))
+        self._followers.add(follower)
+        follower.add_done_callback(self._followers.discard)
         try:
             await self._started(handle, on_pid)
         except BaseException:
             self.handles.pop(cid, None)
-            await asyncio.shield(self.remove(cid))
+            await asyncio.shield(self._discard(handle))
             raise
         return handle
+
+    async def _discard(self, handle: ContainerHandle) -> None:
+        """Remove a container that did not become ready, keeping its output (why it failed) in the log."""
+        if handle.exited is not None:  # exited: its follower ends once it has every line
+            await self.end_follower(handle, LOG_DRAIN_TIMEOUT)
+            await self.remove(handle.id)
+        else:  # still running (not ready in time, launch cancelled): removing it ends the follower
+            await self.remove(handle.id)
+            await self.end_follower(handle, LOG_DRAIN_TIMEOUT)
+
+    async def follow_logs(self, cid: str) -> None:
+        """Copy a container's stdout and stderr, from its start until it is gone, to ``log_path``."""
+        try:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "ab") as log:
+                # stderr straight to the file, as the zygote's instances write theirs
+                proc = await asyncio.create_subprocess_exec(
+                    DOCKER, "logs", "--follow", cid, stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE, stderr=log, preexec_fn=die_with_parent,
+                )
+        except OSError as exc:
+            self._tell_once("follow", "cannot copy container output to %s: %s", self.log_path, exc)
+            return
+        assert proc.stdout is not None
+        try:
+            await copy_output(proc.stdout, self.log_path)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    async def end_follower(self, handle: ContainerHandle, timeout: float) -> None:
+        """Wait (up to ``timeout``) for the follower to reach the end of the container's output, then stop it."""
+        task = handle.follower
+        if task is None:
+            return
+        await asyncio.wait({task}, timeout=timeout)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def _started(self, handle: ContainerHandle, on_pid: Any) -> None:
         short = f"container {handle.id[:12]} of {handle.image}"
@@ -361,6 +440,7 @@ class Containers:
             raise LaunchError(f"{short} vanished: {last_line(err)}")
         state = parse_inspect(out)
         if not state.running or state.port is None:
+            handle.exited = str(state.exit_code)
             raise LaunchError(f"{short} exited with code {state.exit_code} before it was ready: "
                               f"{await self.last_log_line(handle.id)}")
         handle.pid, handle.port = state.pid, state.port
@@ -451,6 +531,12 @@ class Containers:
             task.cancel()
         if self._checked_at is not None and self._engine is None:
             await asyncio.to_thread(remove_containers, self.data_dir)
+        if self._followers:  # their containers are removed: the followers are at the end of their output
+            followers = set(self._followers)
+            await asyncio.wait(followers, timeout=1.0)
+            for task in followers:
+                task.cancel()
+            await asyncio.gather(*followers, return_exceptions=True)
         for handle in list(self.handles.values()):
             handle._gone.set()
         self.handles.clear()

@@ -222,7 +222,8 @@ class Launcher:
         self.event_prefix = event_prefix
         from knative_lambda.platform.serving.containers import Containers  # it imports this module
 
-        self.containers = Containers.from_env(data_dir, os.environ)  # None unless KL_INSTANCE_MODE=container
+        # None unless KL_INSTANCE_MODE=container; container output goes to instances.log too
+        self.containers = Containers.from_env(data_dir, os.environ, self.log_path)
         self.users = isolation.InstanceUsers(
             isolation.parse_policy(os.environ.get(isolation.ENV, ""), os.geteuid() == 0))
         self._artifacts: dict[str, loader.Artifact] = {}

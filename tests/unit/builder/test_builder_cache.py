@@ -10,16 +10,17 @@ from knative_lambda.platform.builder.cache import ArtifactStore, SingleFlight, c
 
 
 def test_cache_key_depends_on_every_part() -> None:
-    base = cache_key("abc", "python", "local", "py3.11")
+    base = cache_key("abc", "python", "local", "py3.11", "w1")
     variants = [
-        cache_key("abd", "python", "local", "py3.11"),
-        cache_key("abc", "node", "local", "py3.11"),
-        cache_key("abc", "python", "docker", "py3.11"),
-        cache_key("abc", "python", "local", "py3.12"),
-        cache_key("ab", "cpython", "local", "py3.11"),  # no blurring across the separator
+        cache_key("abd", "python", "local", "py3.11", "w1"),
+        cache_key("abc", "node", "local", "py3.11", "w1"),
+        cache_key("abc", "python", "docker", "py3.11", "w1"),
+        cache_key("abc", "python", "local", "py3.12", "w1"),
+        cache_key("abc", "python", "local", "py3.11", "w2"),  # another wrapper: another artifact
+        cache_key("ab", "cpython", "local", "py3.11", "w1"),  # no blurring across the separator
     ]
-    assert len({base, *variants}) == 6
-    assert base == cache_key("abc", "python", "local", "py3.11") and len(base) == 16
+    assert len({base, *variants}) == 7
+    assert base == cache_key("abc", "python", "local", "py3.11", "w1") and len(base) == 16
 
 
 def test_store_commit_lookup_resolve(tmp_path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -97,3 +98,59 @@ async def test_an_artifact_without_an_image_runs_as_a_process(tmp_path) -> None:
     made = c.Containers(tmp_path)
     assert await made.image_for(str(tmp_path), {"backend": "local", "image_uri": "r/x:t"}) is None
     assert made._checked_at is None
+
+
+def test_container_output_goes_where_process_instances_output_goes(tmp_path) -> None:
+    assert c.Containers(tmp_path).log_path == tmp_path.resolve() / "logs" / "instances.log"
+    made = c.Containers.from_env(tmp_path, {"KL_INSTANCE_MODE": "container"}, tmp_path / "x.log")
+    assert made is not None and made.log_path == tmp_path / "x.log"
+
+
+async def test_copy_output_keeps_lines_as_written_minus_the_ready_handshake(tmp_path) -> None:
+    log = tmp_path / "instances.log"
+    log.write_bytes(b"earlier instance\n")
+    stream = asyncio.StreamReader()
+    # import-time output, the wrapper's handshake, then the function's own lines (one READY-like)
+    stream.feed_data(b"loading\nREADY 8080\nhello\n")
+    stream.feed_data(b"READY is a word too\nno newline at exit")
+    stream.feed_eof()
+    await c.copy_output(stream, log)
+    assert log.read_bytes() == b"earlier instance\nloading\nhello\nREADY is a word too\nno newline at exit"
+
+
+async def test_copy_output_keeps_a_line_longer_than_the_readers_limit(tmp_path) -> None:
+    log = tmp_path / "instances.log"
+    stream = asyncio.StreamReader(limit=16)
+    long = b"x" * 100 + b"\n"
+    stream.feed_data(b"short\n" + long + b"READY 8080\nafter\n")
+    stream.feed_eof()
+    await c.copy_output(stream, log)
+    # past a line it cannot take whole it copies as it comes: nothing lost (the handshake then stays)
+    assert log.read_bytes() == b"short\n" + long + b"READY 8080\nafter\n"
+
+
+async def test_copy_output_of_a_container_that_never_got_ready(tmp_path) -> None:
+    log = tmp_path / "instances.log"
+    stream = asyncio.StreamReader()
+    stream.feed_data(b"Traceback (most recent call last):\nModuleNotFoundError: x")  # its last, unended line
+    stream.feed_eof()
+    await c.copy_output(stream, log)
+    assert log.read_bytes() == b"Traceback (most recent call last):\nModuleNotFoundError: x"
+
+
+async def test_end_follower_lets_it_finish_and_stops_one_that_does_not(tmp_path) -> None:
+    made = c.Containers(tmp_path)
+    handle = c.ContainerHandle(made, "cid", "img", 0.0)
+    await made.end_follower(handle, 1.0)  # none (docker logs could not start): nothing to wait for
+    copied: list[str] = []
+
+    async def last_lines() -> None:
+        await asyncio.sleep(0.05)
+        copied.append("last line")
+
+    handle.follower = asyncio.create_task(last_lines())
+    await made.end_follower(handle, 60.0)
+    assert copied == ["last line"] and handle.follower.done()
+    handle.follower = asyncio.create_task(asyncio.sleep(3600))  # a follower that never reaches an end
+    await made.end_follower(handle, 0.01)
+    assert handle.follower.cancelled()
