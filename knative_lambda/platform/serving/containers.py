@@ -98,9 +98,15 @@ def ready_timeout(env: Mapping[str, str]) -> float:
 
 
 def image_of(manifest: Mapping[str, Any]) -> str | None:
-    """The image the docker backend built (other backends record only ``image_uri``, a name)."""
-    image = manifest.get("image")
-    return str(image) if image else None
+    """The image the docker backend built (other backends record only ``image_uri``, a name).
+
+    Its id when the build recorded one: a tag moves when the same code is rebuilt
+    (e.g. with a newer wrapper), and a revision must keep running what it was built
+    from, as Knative resolves a revision's tag to a digest.
+    """
+    if not manifest.get("image"):
+        return None
+    return str(manifest.get("image_id") or manifest["image"])
 
 
 def labels(data_dir: str, namespace: str, service: str, revision: str) -> dict[str, str]:

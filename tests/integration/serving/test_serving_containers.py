@@ -100,8 +100,9 @@ def images(s3: Any, s3_client: Any, tmp_path_factory: pytest.TempPathFactory) ->
         for name, result in built.items():
             assert result.status == "succeeded", f"{name}: {result.error_message}"
         dirs = {name: builder.store.path(result.artifact) for name, result in built.items()}
-        assert containers.image_of(json.loads((dirs["hello"] / "manifest.json").read_text())) == (
-            built["hello"].image_uri)
+        manifest = json.loads((dirs["hello"] / "manifest.json").read_text())
+        assert manifest["image"] == built["hello"].image_uri
+        assert containers.image_of(manifest) == manifest["image_id"] and manifest["image_id"].startswith("sha256:")
         yield dirs
     finally:
         for result in built.values():

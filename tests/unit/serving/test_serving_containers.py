@@ -32,6 +32,9 @@ def test_from_env_is_none_in_process_mode(tmp_path) -> None:
 def test_only_docker_backend_artifacts_have_an_image() -> None:
     assert c.image_of({"image": "localhost:5000/knative-lambdas:acme-p1-abc", "backend": "docker"}) == (
         "localhost:5000/knative-lambdas:acme-p1-abc")
+    # pinned to the id the build recorded: the tag moves when the code is rebuilt
+    assert c.image_of({"image": "localhost:5000/knative-lambdas:acme-p1-abc", "image_id": "sha256:0f1e",
+                       "backend": "docker"}) == "sha256:0f1e"
     # the local backend records the name the image would have, not an image
     assert c.image_of({"image_uri": "localhost:5000/knative-lambdas:acme-p1-abc", "backend": "local"}) is None
 
