@@ -27,7 +27,7 @@ class BrokerConfig:
     max_event_bytes: int = 1024 * 1024  # larger bodies get 413 (Knative's default limit is similar)
     publish_channels: int = 4  # confirm channels in the publisher pool
     attempt_timeout: float = 30.0  # seconds per delivery attempt unless the trigger sets one
-    http_connections: int = 512  # aiohttp connector limit for deliveries
+    http_connections: int = 512  # deliveries in flight at once (each holds a connection)
     reconnect_interval: float = 1.0  # seconds between RabbitMQ reconnect attempts
     publish_timeout: float = 10.0  # seconds to wait for a publisher confirm before 503
     queue_type: str = "quorum"  # quorum (replicated; falls back to classic if refused) | classic

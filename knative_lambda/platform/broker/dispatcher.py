@@ -27,6 +27,7 @@ from aio_pika.exceptions import ChannelInvalidStateError
 from aiormq.abc import AbstractChannel as AmqpChannel
 from aiormq.abc import DeliveredMessage
 from cloudevents.core.v1.event import CloudEvent
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from knative_lambda.contract.bindings import from_amqp, from_http, to_http
 from knative_lambda.contract.errors import ContractError
@@ -43,6 +44,7 @@ from knative_lambda.platform.broker.metrics import (
 )
 from knative_lambda.platform.broker.publisher import Publisher, PublishError, amqp_message
 from knative_lambda.platform.broker.triggers import TriggerSpec, backoff_delays, should_retry
+from knative_lambda.platform.upstream import Pool, http_target
 
 log = logging.getLogger("kl.broker.dispatcher")
 ERROR_DATA_LIMIT = 1024  # bytes of the failing response kept in knativeerrordata (as Knative)
@@ -54,7 +56,7 @@ class Attempt:
 
     status: int | None
     body: bytes = b""
-    headers: Mapping[str, str] | None = None  # case-insensitive (aiohttp's CIMultiDictProxy)
+    headers: Mapping[str, str] | None = None  # case-insensitive (a CIMultiDictProxy)
     error: str = ""
 
     @property
@@ -163,15 +165,18 @@ class TriggerConsumer:
         queue_arguments: dict[str, Any],
         attempt_timeout: float,
         auth: dict[str, str] | None = None,  # the token for the platform's own receivers (auth.py)
+        pool: Pool | None = None,
     ) -> None:
         self.spec = spec
         self._auth = auth or {}
         self._connection = connection
         self._publisher = publisher
-        self._session = session
+        self._session = session  # https:// subscribers and sinks (see _post)
+        self._pool = pool if pool is not None else Pool()
         self.counts = counts
         self._queue_args = queue_arguments
-        self._timeout = aiohttp.ClientTimeout(total=spec.delivery.timeout or attempt_timeout)
+        self._timeout_s = spec.delivery.timeout or attempt_timeout
+        self._timeout = aiohttp.ClientTimeout(total=self._timeout_s)
         self._delays = backoff_delays(spec.delivery)
         self._channel: AbstractChannel | None = None
         self._consumer_tag: str | None = None
@@ -347,15 +352,35 @@ class TriggerConsumer:
         return await self._post(url, headers, body)
 
     async def _post(self, url: str, headers: dict[str, str], body: bytes) -> Attempt:
+        """One delivery attempt. Plain http:// goes through the lean keep-alive pool (a
+        fraction of aiohttp's CPU per request); https:// (and URLs with credentials)
+        through aiohttp, which does TLS. Either way: status and body, or the error."""
         start = time.perf_counter()
+        target = _target(url)
         try:
-            async with self._session.post(url, data=body, headers=headers, timeout=self._timeout) as resp:
-                data = await resp.read()
-                return Attempt(resp.status, data, resp.headers)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            if target is None:
+                return await self._post_aiohttp(url, headers, body, self._timeout)
+            address, path, host = target
+            status, rheaders, data = await self._pool.request(
+                address, "POST", path, headers.items(), body, self._timeout_s, host
+            )
+            if status in _REDIRECTS and any(k.lower() in ("location", "uri") for k, _ in rheaders):
+                # aiohttp follows redirects (its method, body and auth rules): let it, as before.
+                left = max(0.001, self._timeout_s - (time.perf_counter() - start))
+                return await self._post_aiohttp(url, headers, body, aiohttp.ClientTimeout(total=left))
+            return Attempt(status, data, CIMultiDictProxy(CIMultiDict(rheaders)))
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            # ValueError: a header the pool refuses to write (a line break in it)
             return Attempt(None, error=f"{type(exc).__name__}: {exc}".strip())
         finally:
             self._latency.observe(time.perf_counter() - start)
+
+    async def _post_aiohttp(
+        self, url: str, headers: dict[str, str], body: bytes, timeout: aiohttp.ClientTimeout
+    ) -> Attempt:
+        async with self._session.post(url, data=body, headers=headers, timeout=timeout) as resp:
+            data = await resp.read()
+            return Attempt(resp.status, data, resp.headers)
 
     async def _publish_reply(self, attempt: Attempt, incoming_ttl: str | None) -> None:
         headers = attempt.headers or {}
@@ -407,6 +432,20 @@ class TriggerConsumer:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         await self._publisher.publish_message("", self.dlq, raw)
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_TARGETS: dict[str, Any] = {}  # url -> http_target(url): a handful of subscribers, parsed once
+
+
+def _target(url: str) -> Any:
+    try:
+        return _TARGETS[url]
+    except KeyError:
+        if len(_TARGETS) > 1024:  # triggers come and go: keep it bounded
+            _TARGETS.clear()
+        target = _TARGETS[url] = http_target(url)
+        return target
 
 
 async def _settle(message: Delivery, requeue: bool = False) -> None:

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from knative_lambda.contract.bindings import from_http, to_http
 from knative_lambda.contract.dedupe import Dedupe
@@ -145,7 +146,15 @@ def make_app(invoker: Invoker | Slot, identity: Identity | None = None) -> web.A
             span.end()
 
     async def serve(request: web.Request, headers: Any) -> web.Response:
-        body = await request.read()
+        try:  # bodies come as the client sent them (the gateway passes Content-Encoding on)
+            body = await request.read()
+        except RequestPayloadError as exc:  # e.g. "gzip" that is not: the client's error, not ours
+            reason = " ".join(str(exc).split()).removeprefix("400, message: ")
+            return web.Response(
+                body=dumps({"succeeded": False, "errorMessage": f"request body cannot be read: {reason}"}),
+                status=400,
+                content_type=JSON,
+            )
         ctype = headers.get("Content-Type", "")
         if "ce-specversion" in headers or ctype.startswith("application/cloudevents"):
             return await on_event(headers, body)

@@ -38,7 +38,8 @@ def serve(sock: socket.socket, app: web.Application, shutdown_timeout: float = 5
     """Run ``app`` on ``sock`` until SIGTERM/SIGINT; in-flight requests finish first."""
 
     async def main() -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout,
+                               lingering_time=0)  # see zygote.py
         await runner.setup()
         await web.SockSite(runner, sock).start()
         stop = asyncio.Event()

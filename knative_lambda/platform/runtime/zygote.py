@@ -88,8 +88,10 @@ async def _spare_main(listener: socket.socket, notify: int) -> int:
     unix_path = os.path.join(os.path.dirname(listener.getsockname()), f"i-{os.getpid()}.sock")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(unix_path)
+    # lingering_time=0: a body left unread (it did not decode: app.py answers 400) closes the
+    # connection; draining it would raise the decode error again, logged as a traceback
     runner = web.AppRunner(runtime_app.make_app(slot, identity), access_log=None, handle_signals=False,
-                           shutdown_timeout=5.0)
+                           shutdown_timeout=5.0, lingering_time=0)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     await web.UnixSite(runner, unix_path).start()

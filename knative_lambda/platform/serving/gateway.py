@@ -32,9 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
-from aiohttp import web
 
 from knative_lambda.platform import logs, tracing
 from knative_lambda.platform.limits import Quotas, RateLimiter, quota_problem
@@ -54,8 +54,8 @@ from knative_lambda.platform.serving.model import (
     Service,
     Timeline,
 )
-from knative_lambda.platform.serving.upstream import Pool
 from knative_lambda.platform.store import JsonStore
+from knative_lambda.platform.upstream import Pool
 
 log = logging.getLogger("kl.gateway")
 
@@ -67,7 +67,10 @@ HOP_BY_HOP = frozenset(
     )
 )
 RESP_DROP = HOP_BY_HOP | {"date", "server"}
+HEAD_DROP = RESP_DROP - {"content-length"}  # a HEAD answer's length is the one of the body it has not
 JSON = "application/json"
+MAX_BODY = 32 * 1024 * 1024  # a request body, as aiohttp's client_max_size was
+Reply = tuple[int, list[tuple[str, str]], bytes]  # status, headers (hop-by-hop dropped), body
 
 
 @dataclass(frozen=True)
@@ -106,10 +109,8 @@ class RevisionFailed(Exception):
     pass
 
 
-def _error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.Response(
-        body=json.dumps({"error": message, **extra}), status=status, content_type=JSON
-    )
+def error_reply(status: int, message: str, **extra: Any) -> Reply:
+    return status, [("Content-Type", JSON)], json.dumps({"error": message, **extra}).encode()
 
 
 class Gateway:
@@ -135,7 +136,6 @@ class Gateway:
         self._rid_prefix = f"{os.getpid():x}"
         self._tasks: set[asyncio.Task] = set()
         self._ticker: asyncio.Task | None = None
-        self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
         self.quotas = Quotas.from_env()
         self.limiter = RateLimiter()
         self.tenants: dict[tuple[str, str], str] = {}  # (namespace, service) -> third_party_id
@@ -261,16 +261,16 @@ class Gateway:
 
     # --- data plane ----------------------------------------------------------
 
-    def route(self, request: web.Request) -> tuple[Service | None, str]:
-        """(service, path to forward): Host first, then ``/<namespace>/<service>/...``."""
-        host = request.host
+    def route(self, host: str, target: str) -> tuple[Service | None, str]:
+        """(service, path to forward) for a Host header and a raw request target (path and query):
+        Host first, then ``/<namespace>/<service>/...``."""
         if host and "." in host:
             labels = host.split(":", 1)[0].split(".")
             if len(labels) >= 3:
                 svc = self.services.get((labels[1], labels[0]))
                 if svc is not None:
-                    return svc, request.raw_path
-        parts = request.raw_path.split("/", 3)
+                    return svc, target
+        parts = target.split("/", 3)
         if len(parts) >= 3:
             svc = self.services.get((parts[1], parts[2].split("?", 1)[0]))
             if svc is not None:
@@ -280,34 +280,51 @@ class Gateway:
                 return svc, "/" + rest
         return None, ""
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        svc, path = self.route(request)
+    async def handle(self, method: str, host: str, target: str, headers: list[tuple[str, str]],
+                     body: bytes) -> Reply:
+        """The data path: one request (raw target, headers as sent, whole body) -> (status, headers, body).
+
+        The front server (front.py) calls it for every request that is not the management API's.
+        """
+        svc, path = self.route(host, target)
         if svc is None:
-            return _error(
+            where = unquote(target.split("?", 1)[0])
+            return error_reply(
                 404,
-                f"no function at {request.host}{request.path}: use /<namespace>/<service>/ "
+                f"no function at {host}{where}: use /<namespace>/<service>/ "
                 f"or Host <service>.<namespace>.{self.options.domain}",
             )
         rev = svc.serving()
         if rev is None:
-            return _error(503, f"service {svc.namespace}/{svc.name} has no revision")
-        body = await request.read()
-        return await self.proxy(rev, request, body, path)
+            return error_reply(503, f"service {svc.namespace}/{svc.name} has no revision")
+        return await self.proxy(rev, method, path, headers, body)
 
-    async def proxy(self, rev: Revision, request: web.Request, body: bytes, path: str) -> web.StreamResponse:
-        headers = request.headers
-        rid = headers.get("X-Request-Id")
-        fwd = [(k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP]
+    async def proxy(self, rev: Revision, method: str, path: str, headers: list[tuple[str, str]],
+                    body: bytes) -> Reply:
+        rid = tp = cid = None
+        fwd = []
+        # one pass: what the hop drops, and the few headers the gateway reads; the body and its
+        # Content-Encoding go on untouched, as Knative's activator passes them (the instance decodes)
+        for k, v in headers:
+            lk = k.lower()
+            if lk in HOP_BY_HOP:
+                continue
+            if lk == "x-request-id":
+                rid = v if rid is None else rid
+            elif lk == "traceparent":
+                tp = v if tp is None else tp
+            elif lk == "ce-correlationid":
+                cid = v if cid is None else cid
+            fwd.append((k, v))
         if rid is None:
             rid = f"{self._rid_prefix}-{next(self._rid)}"
             fwd.append(("X-Request-Id", rid))
         span = None
         # broker deliveries and benchmarks send a traceparent; a well-formed unsampled one is never
         # recorded (the sampler follows its parent), so it costs no span (12 us) and goes on as it came
-        tp = headers.get("traceparent")
         if tp is not None and tracing.parent_sampled(tp) is not False:
-            span = tracing.start_span(headers, "gateway.request", headers.get("ce-correlationid", ""),
-                                      service=rev.key, request_id=rid)
+            carrier_in = {k.lower(): v for k, v in reversed(headers) if k.lower() in ("traceparent", "tracestate")}
+            span = tracing.start_span(carrier_in, "gateway.request", cid or "", service=rev.key, request_id=rid)
             carrier: dict[str, str] = {}
             tracing.inject_span(span, carrier)
             fwd = [(k, v) for k, v in fwd if k.lower() not in ("traceparent", "tracestate")]
@@ -330,7 +347,7 @@ class Gateway:
                         inst = await self._wait(rev, rid)
                     except BufferFull:
                         rev.errors += 1
-                        return _error(
+                        return error_reply(
                             503,
                             f"{rev.service}: {len(rev.waiters)} requests already waiting for an instance "
                             f"(limit {self.options.queue_limit}); retry later",
@@ -338,7 +355,7 @@ class Gateway:
                         )
                     except BufferTimeout:
                         rev.errors += 1
-                        return _error(
+                        return error_reply(
                             504,
                             f"{rev.service}: no instance became ready within "
                             f"{self.options.buffer_timeout:g} s",
@@ -346,15 +363,15 @@ class Gateway:
                         )
                     except RevisionFailed as exc:
                         rev.errors += 1
-                        return _error(502 if "start" in str(exc) else 503, f"{rev.service}: {exc}", request_id=rid)
+                        return error_reply(502 if "start" in str(exc) else 503, f"{rev.service}: {exc}", request_id=rid)
                 try:
                     status, rheaders, data = await self.pool.request(
-                        inst.address, request.method, path, fwd, body, rev.spec.timeout
+                        inst.address, method, path, fwd, body, rev.spec.timeout
                     )
                 except TimeoutError:
                     self._release(inst)
                     rev.errors += 1
-                    return _error(
+                    return error_reply(
                         504, f"{rev.service}: no answer within the revision timeout {rev.spec.timeout:g} s",
                         request_id=rid,
                     )
@@ -365,7 +382,7 @@ class Gateway:
                         failed = inst  # retry elsewhere: the process may not be gone yet
                         continue
                     rev.errors += 1
-                    return _error(502, f"{rev.service}: instance failed before answering: {exc}", request_id=rid)
+                    return error_reply(502, f"{rev.service}: instance failed before answering: {exc}", request_id=rid)
                 except BaseException:  # cancelled (client gone, shutdown): give the slot back
                     self._release(inst)
                     raise
@@ -377,9 +394,8 @@ class Gateway:
                 self._release(inst)
                 if status >= 500:
                     rev.errors += 1
-                return web.Response(
-                    body=data, status=status, headers=[(k, v) for k, v in rheaders if k.lower() not in RESP_DROP]
-                )
+                drop = RESP_DROP if method != "HEAD" else HEAD_DROP
+                return status, [(k, v) for k, v in rheaders if k.lower() not in drop], data
             raise AssertionError("unreachable")
         finally:
             now = time.monotonic()
@@ -389,12 +405,6 @@ class Gateway:
             if span is not None:
                 span.set_attribute("kl.buffered", buffered)  # True: waited for an instance (cold start)
                 span.end()
-
-    def _timeout(self, rev: Revision) -> aiohttp.ClientTimeout:
-        t = self._timeouts.get(rev.key)
-        if t is None:
-            t = self._timeouts[rev.key] = aiohttp.ClientTimeout(total=rev.spec.timeout)
-        return t
 
     @staticmethod
     def _pick(rev: Revision, exclude: Instance | None = None) -> Instance | None:

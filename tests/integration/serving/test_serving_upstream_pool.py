@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from knative_lambda.platform.serving.upstream import Pool
+from knative_lambda.platform.upstream import Pool
 
 
 @pytest.fixture

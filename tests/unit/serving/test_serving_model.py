@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import make_mocked_request
 
 from knative_lambda.platform.runtime.app import failure, normalize
 from knative_lambda.platform.serving.config import platform_config
@@ -100,7 +99,7 @@ def test_routing(host, path, expect, tmp_path):
     gw = Gateway(BASE, Launcher(tmp_path, "p"), GatewayOptions())
     spec, cfg = parse_revision("hello", {"revision": {"artifact": "/art"}}, BASE, resolver)
     gw.services[("default", "hello")] = type("S", (), {"name": "hello"})()
-    svc, fwd = gw.route(make_mocked_request("POST", path, headers={"Host": host}))
+    svc, fwd = gw.route(host, path)
     assert (svc.name if svc else None, fwd) == expect
 
 
