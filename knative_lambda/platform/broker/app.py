@@ -1,5 +1,9 @@
 """The broker process: ingress + trigger API + one dispatcher per trigger, in one aiohttp app.
 
+The port is served by the front server (platform/front.py): ``POST /{namespace}/{broker}``
+is answered there by the ingress (:meth:`Ingress.handle_raw`); everything else goes to the
+aiohttp application on a private unix socket (``<KL_DATA_DIR>/broker/run/api.sock``).
+
 Routes (all behind the bearer token when ``KL_TOKEN`` is set):
 
     POST   /{namespace}/{broker}                          ingress (see ingress.py)
@@ -20,6 +24,7 @@ import contextlib
 import gc
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,11 +38,19 @@ from knative_lambda.platform.broker import topology
 from knative_lambda.platform.broker.auth import delivery_headers, trusted_prefixes
 from knative_lambda.platform.broker.config import BrokerConfig
 from knative_lambda.platform.broker.dispatcher import TriggerConsumer
-from knative_lambda.platform.broker.ingress import Ingress
+from knative_lambda.platform.broker.ingress import Ingress, ingress_route
 from knative_lambda.platform.broker.metrics import TriggerCounts
 from knative_lambda.platform.broker.publisher import Publisher
 from knative_lambda.platform.broker.store import TriggerStore
 from knative_lambda.platform.broker.triggers import TriggerSpec, TriggerSpecError, parse_trigger
+from knative_lambda.platform.front import (
+    SHUTDOWN_GRACE,
+    Front,
+    Handler,
+    HandlerFor,
+    serve,
+    too_large,
+)
 from knative_lambda.platform.http import auth_middleware
 from knative_lambda.platform.limits import RateLimiter, management_middleware
 from knative_lambda.platform.upstream import Pool
@@ -76,6 +89,7 @@ class BrokerServer:
         self.ingress = Ingress(
             lambda: self.publisher, self.known_broker, settings.event_prefix, self.config.max_event_bytes
         )
+        self.ingress.token = settings.token
 
     def known_broker(self, namespace: str, broker: str) -> bool:
         return (namespace, broker) in self.brokers
@@ -333,9 +347,22 @@ def build_app(settings: Settings, config: BrokerConfig | None = None) -> web.App
     return app
 
 
-def main() -> None:
-    from knative_lambda.platform.http import run_app
+def routes(ingress: Ingress) -> Callable[[Front], HandlerFor]:
+    """The front's routing: ingress there, the rest to the aiohttp app."""
+    handle = ingress.handle_raw
 
+    def make(front: Front) -> HandlerFor:
+        ingress.forward = front.forward  # what handle_raw leaves to the aiohttp route
+
+        def handler_for(method: str, path: str) -> Handler | None:
+            return handle if ingress_route(method, path) is not None else None
+
+        return handler_for
+
+    return make
+
+
+def main() -> None:
     try:
         import uvloop  # optional: roughly doubles the event loop's throughput
 
@@ -346,4 +373,10 @@ def main() -> None:
     from knative_lambda.platform.observe import setup_process
 
     setup_process("broker", settings)
-    run_app(build_app(settings), settings)
+    app = build_app(settings)
+    server = app[SERVER_KEY]
+    limit = server.config.max_event_bytes
+    # in-flight publishes get their confirm (or publish timeout) before the dispatchers stop
+    grace = max(SHUTDOWN_GRACE, server.config.publish_timeout + 5)
+    asyncio.run(serve(app, "broker", settings.port, settings.data_dir, limit, routes(server.ingress),
+                      server.ingress.too_large(too_large(limit)), grace=grace))

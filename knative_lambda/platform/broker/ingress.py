@@ -3,16 +3,25 @@
 202 only after RabbitMQ confirmed the (persistent) message, so an accepted event
 survives a RabbitMQ restart. A bad event gets 400 listing every problem and is
 not published; a body over the limit gets 413; RabbitMQ away gets 503 (retry).
+
+Served by the front server (platform/front.py, issue #3: aiohttp's server was ~13%
+of the broker's CPU per event): :meth:`Ingress.handle_raw`. The aiohttp route
+(:meth:`Ingress.handle`) stays for what the front passes on: targets it does not
+match as plainly (percent-escapes, dot segments, namespace ``apis``) and bodies
+with a Content-Encoding (aiohttp decodes them). Both answer through :meth:`Ingress.accept`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 from opentelemetry.trace import Span, Status, StatusCode
 
 from knative_lambda.contract.bindings import from_http
@@ -21,8 +30,25 @@ from knative_lambda.contract.validation import validate
 from knative_lambda.platform import tracing
 from knative_lambda.platform.broker.metrics import EVENTS, type_label
 from knative_lambda.platform.broker.publisher import Publisher, PublishError
+from knative_lambda.platform.front import Handler, Reply, TooLarge
+from knative_lambda.platform.http import OPEN_PATHS, token_ok
 
 log = logging.getLogger("kl.broker.ingress")
+Answer = tuple[int, dict[str, Any]]  # status, JSON body
+# what the aiohttp route /{namespace}/{broker} matches, in a target that needs no decoding
+_ROUTE = re.compile(r"/([^/%.{}#][^/%{}#]*)/([^/%.{}#][^/%{}#]*)")
+_JSON_HEADERS = [("Content-Type", "application/json; charset=utf-8")]  # as aiohttp's json_response
+
+
+def ingress_route(method: str, path: str) -> tuple[str, str] | None:
+    """(namespace, broker) when the front answers ``method path`` itself; None: the aiohttp app
+    (which also rate-limits ``/apis``: namespace ``apis`` goes there)."""
+    if method != "POST":
+        return None
+    m = _ROUTE.fullmatch(path)
+    if m is None or m[1] == "apis":
+        return None
+    return m[1], m[2]
 
 
 class Ingress:
@@ -39,32 +65,82 @@ class Ingress:
         self._limit = max_event_bytes
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._new_traces = records_new_traces()
+        self.token = ""  # the bearer token ingress requires (KL_TOKEN), as auth_middleware
+        self.forward: Handler | None = None  # the front's way to the aiohttp app (handle_raw)
 
     async def handle(self, request: web.Request) -> web.Response:
+        """The aiohttp route (auth is the app's middleware)."""
         ns, broker = request.match_info["namespace"], request.match_info["broker"]
         if not self._known(ns, broker):
-            return _error(404, f"no broker {ns}/{broker}; the default broker is default/default")
+            return _json(*_error(404, f"no broker {ns}/{broker}; the default broker is default/default"))
         if request.content_length is not None and request.content_length > self._limit:
-            return self._too_large(ns, broker, request.content_length)
+            return _json(*self._too_large(ns, broker, request.content_length))
         try:
             # The application's client_max_size is the limit (chunked bodies too).
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return self._too_large(ns, broker, None)
+            return _json(*self._too_large(ns, broker, None))
         if len(body) > self._limit:
-            return self._too_large(ns, broker, len(body))
+            return _json(*self._too_large(ns, broker, len(body)))
+        return _json(*await self.accept(ns, broker, request.headers, body, request.content_type))
+
+    async def handle_raw(self, method: str, host: str, target: str, headers: list[tuple[str, str]],
+                         body: bytes) -> Reply:
+        """The front server's handler (a :data:`front.Handler`); the body is within the limit
+        (the front answered :meth:`too_large` otherwise)."""
+        q = target.find("?")
+        path = target if q < 0 else target[:q]
+        route = ingress_route(method, path)
+        hmap = CIMultiDict(headers)
+        encoding = hmap.get("Content-Encoding")
+        if route is None or encoding is not None and encoding.strip().lower() != "identity":
+            assert self.forward is not None
+            return await self.forward(method, host, target, headers, body)
+        refused = self._refused(path, hmap, *route)
+        if refused is not None:
+            return _reply(*refused)
+        ns, broker = route
+        content_type = hmap.get("Content-Type", "").strip().lower()
+        return _reply(*await self.accept(ns, broker, hmap, body, content_type))
+
+    def _refused(self, path: str, headers: Mapping[str, str], ns: str, broker: str) -> Answer | None:
+        """As the aiohttp app: no token (auth_middleware), then an unknown broker."""
+        token = self.token
+        if token and not path.startswith(OPEN_PATHS) and not token_ok(headers.get("Authorization"), token):
+            return 401, {"error": "unauthorized: send 'Authorization: Bearer <token>' (see kl status)"}
+        if not self._known(ns, broker):
+            return _error(404, f"no broker {ns}/{broker}; the default broker is default/default")
+        return None
+
+    def too_large(self, default: TooLarge) -> TooLarge:
+        """The front's answer to a body over the limit, before reading it: for the ingress route
+        the ingress's (after the token and broker checks, counted as rejected), else ``default``."""
+
+        def reply(method: str, target: str, headers: list[tuple[str, str]], size: int | None) -> Reply:
+            q = target.find("?")
+            path = target if q < 0 else target[:q]
+            route = ingress_route(method, path)
+            if route is None:
+                return default(method, target, headers, size)
+            return _reply(*(self._refused(path, CIMultiDict(headers), *route) or self._too_large(*route, size)))
+
+        return reply
+
+    async def accept(self, ns: str, broker: str, headers: Mapping[str, Any], body: bytes,
+                     content_type: str) -> Answer:
+        """Validate and publish one event of a known broker; ``headers`` case-insensitive."""
         try:
-            event = from_http(request.headers, body)
+            event = from_http(headers, body)
             validate(event, self._prefix, max_data_bytes=self._limit)
         except ContractError as exc:
             EVENTS.labels(ns, broker, "", "rejected", "").inc()
-            return web.json_response(exc.to_dict(), status=400)
+            return 400, exc.to_dict()
         publisher = self._publisher()
         if publisher is None:
             return _error(503, "broker is connecting to RabbitMQ; retry")
         # The span's traceparent goes in the message headers, where the dispatcher
         # continues the trace. No span: nothing would be recorded (see tracing.parent_sampled).
-        carrier = trace_parent(request.headers)
+        carrier = trace_parent(headers)
         span: Span | None = None
         trace_headers: dict[str, str] = {}
         if self._new_traces or tracing.parent_sampled(carrier.get("traceparent")):
@@ -73,7 +149,7 @@ class Ingress:
             tracing.inject_span(span, trace_headers)
         try:
             # Binary mode: the body is the data, published as it came (not re-encoded).
-            structured = (request.content_type or "").lower().startswith("application/cloudevents")
+            structured = (content_type or "").lower().startswith("application/cloudevents")
             await publisher.publish(ns, broker, event, None if structured else body, trace_headers)
         except PublishError as exc:
             _failed(span, exc)
@@ -82,14 +158,14 @@ class Ingress:
             _failed(span, exc)
             EVENTS.labels(ns, broker, "", "rejected", "").inc()
             too_big = any(p.where == "attributes" for p in exc.problems)
-            return web.json_response(exc.to_dict(), status=413 if too_big else 400)
+            return 413 if too_big else 400, exc.to_dict()
         except BaseException as exc:
             _failed(span, exc)
             raise
         if span is not None:
             span.end()
         self._published(ns, broker, event.get_type()).inc()
-        return web.json_response({"id": event.get_id()}, status=202)
+        return 202, {"id": event.get_id()}
 
     def _published(self, ns: str, broker: str, event_type: str) -> Any:
         """The "published" counter of a broker and type, resolved once (``.labels()`` costs more than ``.inc()``).
@@ -102,16 +178,13 @@ class Ingress:
             counter = self._counters[key] = EVENTS.labels(*key[:2], "", "published", key[2])
         return counter
 
-    def _too_large(self, ns: str, broker: str, size: int | None) -> web.Response:
+    def _too_large(self, ns: str, broker: str, size: int | None) -> Answer:
         EVENTS.labels(ns, broker, "", "rejected", "").inc()
         got = f"{size} bytes" if size is not None else "more"
-        return web.json_response(
-            {
-                "error": f"event too large: {got}, limit {self._limit} bytes",
-                "problems": [{"where": "body", "reason": f"larger than {self._limit} bytes"}],
-            },
-            status=413,
-        )
+        return 413, {
+            "error": f"event too large: {got}, limit {self._limit} bytes",
+            "problems": [{"where": "body", "reason": f"larger than {self._limit} bytes"}],
+        }
 
 
 def records_new_traces() -> bool:
@@ -142,5 +215,13 @@ def _failed(span: Span | None, exc: BaseException) -> None:
         span.end()
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def _error(status: int, message: str) -> Answer:
+    return status, {"error": message}
+
+
+def _json(status: int, payload: dict[str, Any]) -> web.Response:
+    return web.json_response(payload, status=status)
+
+
+def _reply(status: int, payload: dict[str, Any]) -> Reply:
+    return status, _JSON_HEADERS, json.dumps(payload).encode()

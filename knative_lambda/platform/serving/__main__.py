@@ -8,7 +8,7 @@ Reads ``Settings.from_env()`` (``KL_PORT``, ``KL_TOKEN``, ``KL_DATA_DIR``,
 ``KL_INSTANCE_MEMORY_MB``, ``KL_INSTANCE_MODE`` (``process`` or ``container``:
 serving/containers.py).
 
-The port is served by the front server (front.py): requests for a function go
+The port is served by the front server (platform/front.py): requests for a function go
 straight to the gateway; the management API, ``/healthz``, ``/readyz`` and
 ``/metrics`` go to the aiohttp application built here, which listens on a
 private unix socket (``<KL_DATA_DIR>/gateway/run/api.sock``).
@@ -17,22 +17,19 @@ private unix socket (``<KL_DATA_DIR>/gateway/run/api.sock``).
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import signal
 import sys
-import tempfile
-from pathlib import Path
+from collections.abc import Callable
 
 from aiohttp import web
 
 from knative_lambda.errors import KLError
+from knative_lambda.platform.front import Front, Handler, HandlerFor, open_paths, serve
 from knative_lambda.platform.http import add_standard_routes, auth_middleware, use_json_errors
 from knative_lambda.platform.limits import management_middleware
 from knative_lambda.platform.observe import setup_process
 from knative_lambda.platform.serving import api
 from knative_lambda.platform.serving.config import platform_config
-from knative_lambda.platform.serving.front import Front
 from knative_lambda.platform.serving.gateway import MAX_BODY, Gateway, GatewayOptions
 from knative_lambda.platform.serving.instances import Launcher
 from knative_lambda.settings import Settings
@@ -81,51 +78,29 @@ def main() -> int:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # pragma: no cover
         pass
-    asyncio.run(serve(app, settings))
+    asyncio.run(serve(app, "gateway", settings.port, settings.data_dir, MAX_BODY, routes(app["gateway"], app)))
     return 0
 
 
-SHUTDOWN_GRACE = 10.0  # seconds in-flight requests get to finish on SIGTERM/SIGINT
+def routes(gateway: Gateway, app: web.Application) -> Callable[[Front], HandlerFor]:
+    """The front's routing: the management API (``/apis``), and GET/HEAD of the aiohttp app's
+    other fixed paths (``/healthz``, ``/metrics``, ...) go to the app; every other request is
+    the gateway's."""
+    handle = gateway.handle
 
+    def make(_: Front) -> HandlerFor:
+        fixed = open_paths(app)  # once the app is set up: every route is in
 
-def management_socket(data_dir: Path) -> Path:
-    """Where the aiohttp application listens: a 0700 directory of the gateway's (a temporary
-    one when the data dir's path is too long for a unix socket)."""
-    run = Path(data_dir).resolve() / "gateway" / "run"
-    if len(str(run / "api.sock")) > 100:  # sun_path holds 108 bytes
-        run = Path(tempfile.mkdtemp(prefix="kl-gateway-"))
-    run.mkdir(parents=True, exist_ok=True)
-    run.chmod(0o700)
-    sock = run / "api.sock"
-    sock.unlink(missing_ok=True)  # left by a gateway that was killed
-    return sock
+        def handler_for(method: str, path: str) -> Handler | None:
+            if path.startswith("/apis") and (len(path) == 5 or path[5] == "/") or (
+                path in fixed and method in ("GET", "HEAD")
+            ):
+                return None
+            return handle
 
+        return handler_for
 
-async def serve(app: web.Application, settings: Settings, host: str = "127.0.0.1") -> None:
-    """The aiohttp app on its unix socket, the front on ``settings.port``, until SIGTERM/SIGINT;
-    then stop accepting, let in-flight requests finish (bounded), and close the gateway."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    use_json_errors(app)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()  # on_startup: the gateway starts, services are restored
-    sock = management_socket(settings.data_dir)
-    await web.UnixSite(runner, str(sock)).start()
-    open_paths = frozenset(
-        r.resource.canonical for r in app.router.routes()
-        if isinstance(r.resource, web.PlainResource) and not r.resource.canonical.startswith("/apis")
-    )
-    front = Front(app["gateway"], str(sock), open_paths)
-    await front.start(host, settings.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-        await front.stop(SHUTDOWN_GRACE)
-    finally:
-        await runner.cleanup()  # on_cleanup: instances and the zygote stop
-        sock.unlink(missing_ok=True)
+    return make
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import gc
 import itertools
-import json
 import logging
 import os
 import time
@@ -37,6 +36,7 @@ from urllib.parse import unquote
 import aiohttp
 
 from knative_lambda.platform import logs, tracing
+from knative_lambda.platform.front import HEAD_DROP, HOP_BY_HOP, RESP_DROP, Reply, error_reply
 from knative_lambda.platform.limits import Quotas, RateLimiter, quota_problem
 from knative_lambda.platform.runtime import loader
 from knative_lambda.platform.serving import metrics, tenancy
@@ -59,18 +59,7 @@ from knative_lambda.platform.upstream import Pool
 
 log = logging.getLogger("kl.gateway")
 
-HOP_BY_HOP = frozenset(
-    h.lower()
-    for h in (
-        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
-        "Transfer-Encoding", "Upgrade", "Host", "Content-Length",
-    )
-)
-RESP_DROP = HOP_BY_HOP | {"date", "server"}
-HEAD_DROP = RESP_DROP - {"content-length"}  # a HEAD answer's length is the one of the body it has not
-JSON = "application/json"
 MAX_BODY = 32 * 1024 * 1024  # a request body, as aiohttp's client_max_size was
-Reply = tuple[int, list[tuple[str, str]], bytes]  # status, headers (hop-by-hop dropped), body
 
 
 @dataclass(frozen=True)
@@ -107,10 +96,6 @@ class BufferTimeout(Exception):
 
 class RevisionFailed(Exception):
     pass
-
-
-def error_reply(status: int, message: str, **extra: Any) -> Reply:
-    return status, [("Content-Type", JSON)], json.dumps({"error": message, **extra}).encode()
 
 
 class Gateway:

@@ -1,4 +1,4 @@
-"""The gateway's front server (serving/front.py) on a real gateway process, spoken to over raw sockets:
+"""The gateway's front server (platform/front.py) on a real gateway process, spoken to over raw sockets:
 framing, pipelining, limits, malformed input, disconnects, and the management API behind it."""
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
-"""The gateway's HTTP/1.1 front server: the data path without aiohttp's server.
+"""The lean HTTP/1.1 front server of the gateway and the broker: their data paths without aiohttp's server.
 
-Why it exists (issue #5, warm overhead): on the 2-core machine the gateway spent
-105-150 us CPU per proxied request, 60-73 us of it in aiohttp's server alone, and
-its throughput was ~0.5 of calling the instance directly (goal: >= 0.8, added
-p50 <= 0.5 ms). This server parses with httptools (llhttp, as uvicorn does) on a
-bare asyncio Protocol and hands a request straight to :meth:`Gateway.handle`.
+Why it exists (issue #5, warm overhead; issue #3, broker CPU per event): aiohttp's
+server cost the gateway 60-73 us CPU per proxied request and the broker ~13% of
+its CPU per event. This server parses with httptools (llhttp, as uvicorn does) on
+a bare asyncio Protocol and hands a data-path request straight to its handler:
+``handler_for(method, path)`` picks one (the gateway's ``Gateway.handle``, the
+broker's ingress), or None.
 
-Everything else -- the management API under ``/apis``, ``/healthz``, ``/readyz``,
-``/metrics`` -- goes unchanged (auth, rate limits, JSON errors) to the aiohttp
-application, served on a private unix socket and reached through upstream.Pool:
-low volume, so that local hop does not matter.
+Everything else (None) -- a management API under ``/apis``, ``/healthz``,
+``/readyz``, ``/metrics`` -- goes unchanged (auth, rate limits, JSON errors) to
+the process's aiohttp application, served on a private unix socket
+(:func:`management_socket`) and reached through upstream.Pool: low volume, so
+that local hop does not matter. :func:`serve` runs both until SIGTERM/SIGINT.
 
 Per connection: keep-alive and pipelining (answers in order), chunked bodies,
 HTTP/1.0 and ``Connection: close``, HEAD, ``Expect: 100-continue``, a body limit
@@ -22,30 +24,65 @@ gives the instance slot back), idle connections closed after ``KEEPALIVE`` s.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import signal
+import tempfile
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import httptools
+from aiohttp import web
 
-from knative_lambda.platform.serving.gateway import (
-    HEAD_DROP,
-    HOP_BY_HOP,
-    MAX_BODY,
-    RESP_DROP,
-    Gateway,
-    Reply,
-    error_reply,
-)
+from knative_lambda.platform.http import add_standard_routes, use_json_errors
 from knative_lambda.platform.upstream import Pool
 
-log = logging.getLogger("kl.gateway")
+HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
+        "Transfer-Encoding", "Upgrade", "Host", "Content-Length",
+    )
+)
+RESP_DROP = HOP_BY_HOP | {"date", "server"}
+HEAD_DROP = RESP_DROP - {"content-length"}  # a HEAD answer's length is the one of the body it has not
+JSON = "application/json"
+Reply = tuple[int, list[tuple[str, str]], bytes]  # status, headers (hop-by-hop dropped), body
+# a data-path handler: (method, host, target, headers, body) -> its answer
+Handler = Callable[[str, str, str, list[tuple[str, str]], bytes], Awaitable[Reply]]
+HandlerFor = Callable[[str, str], "Handler | None"]  # (method, path) -> its handler, None: the aiohttp app
+# (method, target, headers, declared length or None when chunked) -> the answer to a body over the limit
+TooLarge = Callable[[str, str, list[tuple[str, str]], "int | None"], Reply]
 
-MANAGEMENT_PREFIX = "/apis"  # the management API: /apis and /apis/...
+
+def error_reply(status: int, message: str, **extra: Any) -> Reply:
+    return status, [("Content-Type", JSON)], json.dumps({"error": message, **extra}).encode()
+
+
+def too_large(max_body: int) -> TooLarge:
+    """The default answer to a body over ``max_body``."""
+
+    def reply(method: str, target: str, headers: list[tuple[str, str]], size: int | None) -> Reply:
+        limit = f"{max_body} bytes ({max_body // (1024 * 1024)} MiB)"
+        if size is None:  # chunked: past the limit while reading
+            return error_reply(413, f"request body too large: more than {limit}")
+        return error_reply(413, f"request body too large: {size} bytes, limit {limit}")
+
+    return reply
+
+
 MAX_HEAD = 64 * 1024  # request line + headers
+# as aiohttp's parser, which served these ports before: a request line or one header's name and
+# value at most 8190 bytes, at most 128 headers, and no second value for a header that has one
+MAX_LINE = 8190
+MAX_HEADERS = 128
+_SINGLETONS = frozenset(("content-length", "content-location", "content-range", "content-type", "etag",
+                         "host", "max-forwards", "server", "transfer-encoding", "user-agent"))
 MAX_PIPELINE = 32  # requests queued on one connection before reading pauses
 KEEPALIVE = 75.0  # seconds an idle (or stalled) connection is kept, as aiohttp's server did
 LINGER = 2.0  # seconds to let a client read an error answer sent before its body was read
@@ -56,8 +93,8 @@ _LINES: dict[tuple[str, int], bytes] = {}
 # what the front reads in a header; names as clients usually spell them map to their str at once
 _PLAIN, _HOST, _LENGTH, _EXPECT, _CHUNKED = range(5)
 _SPECIAL = {"host": _HOST, "content-length": _LENGTH, "expect": _EXPECT, "transfer-encoding": _CHUNKED}
-_KNOWN: dict[bytes, tuple[str, int]] = {
-    spelled.encode(): (spelled, _SPECIAL.get(spelled.lower(), _PLAIN))
+_KNOWN: dict[bytes, tuple[str, int, str]] = {
+    spelled.encode(): (spelled, _SPECIAL.get(spelled.lower(), _PLAIN), spelled.lower())
     for name in ("Host", "Content-Length", "Content-Type", "Expect", "Transfer-Encoding", "User-Agent", "Accept",
                  "Accept-Encoding", "Connection", "Authorization", "X-Request-Id", "traceparent", "tracestate",
                  "Ce-Id", "Ce-Source", "Ce-Type", "Ce-Specversion", "ce-correlationid")
@@ -91,15 +128,17 @@ class _Req:
 
 
 class Front:
-    """Listens on the gateway's port; see the module docstring."""
+    """Listens on a process's port; see the module docstring. ``name`` (gateway, broker) is in the
+    ``Server`` header, the log and error messages."""
 
-    def __init__(self, gateway: Gateway, management: str, open_paths: frozenset[str] = frozenset(),
-                 max_body: int = MAX_BODY) -> None:
-        self.gateway = gateway
+    def __init__(self, handler_for: HandlerFor, management: str, max_body: int, name: str = "gateway",
+                 oversize: TooLarge | None = None) -> None:
+        self.handler_for = handler_for
         self.management = management  # the aiohttp app's unix socket
-        # GET/HEAD paths of the aiohttp app besides /apis (/healthz, /metrics): they win over routing
-        self.open_paths = open_paths
         self.max_body = max_body
+        self.oversize = oversize or too_large(max_body)
+        self.name = name
+        self.log = logging.getLogger(f"kl.{name}")
         self.pool = Pool()
         self.conns: set[_Conn] = set()
         self.closing = False
@@ -138,7 +177,7 @@ class Front:
         now = int(time.time())
         if now != self._second:
             self._second = now
-            self._date = f"Date: {formatdate(now, usegmt=True)}\r\nServer: kl-gateway\r\n".encode()
+            self._date = f"Date: {formatdate(now, usegmt=True)}\r\nServer: kl-{self.name}\r\n".encode()
         return self._date
 
     async def _sweep(self) -> None:
@@ -149,18 +188,18 @@ class Front:
                 if conn.task is None and conn.last < cutoff and conn.transport is not None:
                     conn.transport.close()
 
-    async def management_call(self, req: _Req) -> Reply:
-        """A request for the aiohttp application, over the private unix socket."""
-        headers = [(k, v) for k, v in req.headers if k.lower() not in HOP_BY_HOP]
+    async def forward(self, method: str, host: str, target: str, headers: list[tuple[str, str]],
+                      body: bytes) -> Reply:
+        """A request for the aiohttp application, over the private unix socket (a :data:`Handler`)."""
+        headers = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
         try:
             status, rheaders, body = await self.pool.request(
-                self.management, req.method, req.target, headers, req.body, MANAGEMENT_TIMEOUT,
-                host=req.host or None,
+                self.management, method, target, headers, body, MANAGEMENT_TIMEOUT, host=host or None,
             )
         except (OSError, TimeoutError, ValueError) as exc:
-            log.warning("management API unreachable on %s: %s", self.management, exc)
-            return error_reply(502, f"gateway management API unreachable: {exc or type(exc).__name__}")
-        drop = RESP_DROP if req.method != "HEAD" else HEAD_DROP
+            self.log.warning("management API unreachable on %s: %s", self.management, exc)
+            return error_reply(502, f"{self.name} management API unreachable: {exc or type(exc).__name__}")
+        drop = RESP_DROP if method != "HEAD" else HEAD_DROP
         return status, [(k, v) for k, v in rheaders if k.lower() not in drop], body
 
 
@@ -169,7 +208,6 @@ class _Conn(asyncio.Protocol):
 
     def __init__(self, front: Front) -> None:
         self.front = front
-        self.gateway = front.gateway
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.queue: deque[_Req] = deque()  # complete requests, the first one being answered
@@ -180,7 +218,7 @@ class _Conn(asyncio.Protocol):
         self.broken = False  # parsing stopped: the rest of the input is discarded
         self.closing = False  # close after the answer in progress
         self.continue_due = False  # a 100 Continue to send once the answers before it are out
-        self.reject: tuple[int, str] | None = None
+        self.reject: Reply | None = None
         self.complete = True  # no request half-parsed
         self.declared_body = False  # the request being parsed has Content-Length > 0 or Transfer-Encoding
         # the request being parsed
@@ -192,6 +230,7 @@ class _Conn(asyncio.Protocol):
         self.chunks: list[bytes] = []
         self.size = 0
         self.head = 0
+        self.singletons: set[str] = set()  # of _SINGLETONS, seen in this request
 
     # --- asyncio.Protocol ------------------------------------------------------
 
@@ -225,7 +264,7 @@ class _Conn(asyncio.Protocol):
                 self._flow()
         except httptools.HttpParserError as exc:
             if self.reject is not None:
-                self._fail(*self.reject)
+                self._fail_with(self.reject)
             else:
                 detail = " ".join(str(exc).split()) or type(exc).__name__
                 self._fail(400, f"bad request: {detail}")
@@ -274,23 +313,33 @@ class _Conn(asyncio.Protocol):
         self.chunks = []
         self.size = 0
         self.head = 0
+        self.singletons = set()
 
     def on_url(self, url: bytes) -> None:
         self.url += url
         self.head += len(url)
-        if self.head > MAX_HEAD:
-            self._stop(414, f"request target longer than {MAX_HEAD} bytes")
+        if len(self.url) > MAX_LINE:
+            self._stop(400, f"bad request: request target longer than {MAX_LINE} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.head += len(name) + len(value) + 4
         if self.head > MAX_HEAD:
             self._stop(431, f"request headers larger than {MAX_HEAD} bytes")
+        if len(name) + len(value) > MAX_LINE:
+            self._stop(400, f"bad request: header {name.decode('latin-1')[:100]!r} longer than {MAX_LINE} bytes")
+        if len(self.headers) >= MAX_HEADERS:
+            self._stop(400, f"bad request: too many headers (more than {MAX_HEADERS})")
         known = _KNOWN.get(name)
         if known is None:
             k = name.decode("latin-1")
-            kind = _SPECIAL.get(k.lower(), _PLAIN)
+            lk = k.lower()
+            kind = _SPECIAL.get(lk, _PLAIN)
         else:
-            k, kind = known
+            k, kind, lk = known
+        if lk in _SINGLETONS:
+            if lk in self.singletons:
+                self._stop(400, f"bad request: duplicate {lk!r} header")
+            self.singletons.add(lk)
         v = value.decode("utf-8", "surrogateescape")
         self.headers.append((k, v))
         if kind:
@@ -306,8 +355,7 @@ class _Conn(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         if self.length > self.front.max_body:
-            self._stop(413, f"request body too large: {self.length} bytes, limit {self.front.max_body} "
-                            f"bytes ({self.front.max_body // (1024 * 1024)} MiB)")
+            self._too_large(self.length)
         expect = self.expect
         if expect is not None:
             if expect != "100-continue":
@@ -320,8 +368,7 @@ class _Conn(asyncio.Protocol):
     def on_body(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.front.max_body:
-            self._stop(413, f"request body too large: more than {self.front.max_body} bytes "
-                            f"({self.front.max_body // (1024 * 1024)} MiB)")
+            self._too_large(None)
         self.chunks.append(chunk)
 
     def on_message_complete(self) -> None:
@@ -346,14 +393,25 @@ class _Conn(asyncio.Protocol):
     # --- answering ------------------------------------------------------------------
 
     def _stop(self, status: int, message: str) -> None:
-        self.reject = (status, message)
-        raise _Reject(message)
+        self._stop_with(error_reply(status, message))
+
+    def _stop_with(self, reply: Reply) -> None:
+        self.reject = reply
+        raise _Reject(reply[0])
+
+    def _too_large(self, size: int | None) -> None:
+        method = self.parser.get_method()
+        self._stop_with(self.front.oversize(_METHODS.get(method) or method.decode("latin-1"),
+                                            self.url.decode("utf-8", "surrogateescape"), self.headers, size))
 
     def _fail(self, status: int, message: str) -> None:
-        """Answer ``status`` after the requests before it, then close; the rest of the input is not parsed."""
+        self._fail_with(error_reply(status, message))
+
+    def _fail_with(self, reply: Reply) -> None:
+        """Answer ``reply`` after the requests before it, then close; the rest of the input is not parsed."""
         self.broken = True
         self.continue_due = False
-        self._queue(_Req("", "1.1", False, error_reply(status, message)))
+        self._queue(_Req("", "1.1", False, reply))
         self._flow()
 
     def _queue(self, req: _Req) -> None:
@@ -375,8 +433,10 @@ class _Conn(asyncio.Protocol):
                     except asyncio.CancelledError:
                         raise
                     except Exception:  # a bug must cost one 500, never the connection's other requests
-                        log.exception("gateway: unexpected error answering %s %s", req.method, req.target[:200])
-                        reply = error_reply(500, "gateway: internal error (see the gateway log)")
+                        name = self.front.name
+                        self.front.log.exception("%s: unexpected error answering %s %s", name, req.method,
+                                                 req.target[:200])
+                        reply = error_reply(500, f"{name}: internal error (see the {name} log)")
                 if self.transport is None:
                     return
                 queue.popleft()
@@ -393,15 +453,11 @@ class _Conn(asyncio.Protocol):
         finally:
             self.task = None
 
-    def _answer(self, req: _Req) -> Any:
+    def _answer(self, req: _Req) -> Awaitable[Reply]:
         target = req.target
         q = target.find("?")
-        path = target if q < 0 else target[:q]
-        if path.startswith(MANAGEMENT_PREFIX) and (len(path) == 5 or path[5] == "/") or (
-            path in self.front.open_paths and req.method in ("GET", "HEAD")
-        ):
-            return self.front.management_call(req)
-        return self.gateway.handle(req.method, req.host, target, req.headers, req.body)
+        handler = self.front.handler_for(req.method, target if q < 0 else target[:q]) or self.front.forward
+        return handler(req.method, req.host, target, req.headers, req.body)
 
     def _write(self, req: _Req, reply: Reply, keep: bool) -> None:
         status, headers, body = reply
@@ -436,3 +492,55 @@ class _Conn(asyncio.Protocol):
             asyncio.get_running_loop().call_later(LINGER, transport.close)
         else:
             transport.close()
+
+
+SHUTDOWN_GRACE = 10.0  # seconds in-flight requests get to finish on SIGTERM/SIGINT
+
+
+def management_socket(data_dir: Path, name: str) -> Path:
+    """Where process ``name``'s aiohttp application listens: a 0700 directory of its own
+    (a temporary one when the data dir's path is too long for a unix socket)."""
+    run = Path(data_dir).resolve() / name / "run"
+    if len(str(run / "api.sock")) > 100:  # sun_path holds 108 bytes
+        run = Path(tempfile.mkdtemp(prefix=f"kl-{name}-"))
+    run.mkdir(parents=True, exist_ok=True)
+    run.chmod(0o700)
+    sock = run / "api.sock"
+    sock.unlink(missing_ok=True)  # left by a process that was killed
+    return sock
+
+
+def open_paths(app: web.Application) -> frozenset[str]:
+    """The fixed paths of ``app`` outside ``/apis`` (``/healthz``, ``/metrics``, ...)."""
+    return frozenset(
+        r.resource.canonical for r in app.router.routes()
+        if isinstance(r.resource, web.PlainResource) and not r.resource.canonical.startswith("/apis")
+    )
+
+
+async def serve(app: web.Application, name: str, port: int, data_dir: Path, max_body: int,
+                routes: Callable[[Front], HandlerFor], oversize: TooLarge | None = None,
+                host: str = "127.0.0.1", grace: float = SHUTDOWN_GRACE) -> None:
+    """``app`` on its unix socket, the front on ``port`` (``routes(front)`` is its ``handler_for``),
+    until SIGTERM/SIGINT; then stop accepting, let in-flight requests finish (at most ``grace`` s),
+    and clean ``app`` up (its on_cleanup / cleanup_ctx: the process's own shutdown)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    add_standard_routes(app)
+    use_json_errors(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()  # on_startup / cleanup_ctx: the process starts
+    sock = management_socket(data_dir, name)
+    try:
+        await web.UnixSite(runner, str(sock)).start()
+        front = Front(lambda method, path: None, str(sock), max_body, name, oversize)
+        front.handler_for = routes(front)
+        await front.start(host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await front.stop(grace)
+    finally:
+        await runner.cleanup()
+        sock.unlink(missing_ok=True)
