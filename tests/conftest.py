@@ -8,14 +8,16 @@ that need it are skipped with the one-line reason; a server that is there but
 fails to start is an error.
 
 Also shared: ``schemas_dir`` (the Knative CRD schemas manifests are validated
-against), ``serve_app`` (an aiohttp app on a free local port), and for tests
-that run a platform part as a subprocess, ``wait_healthz`` and ``stop_popen``
-(import them: ``from tests.conftest import ...``).
+against), ``serve_app`` (an aiohttp app on a free local port), ``Conn`` (a raw
+HTTP/1.1 client connection, for the front servers), and for tests that run a
+platform part as a subprocess, ``wait_healthz`` and ``stop_popen`` (import them:
+``from tests.conftest import ...``).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -142,3 +144,42 @@ def wait_healthz(proc: subprocess.Popen[bytes], url: str, name: str, log: Path,
     if not poll(healthy, timeout, interval=0.1, ignore=(httpx.HTTPError,)):
         stop_popen(proc)
         raise AssertionError(f"{name} not healthy in {timeout:g} s: {tail()}")
+
+
+class Conn:
+    """A raw HTTP/1.1 client connection: write bytes, read whole responses."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buf = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buf += data
+        return bool(data)
+
+    def response(self, head: bool = False) -> tuple[str, dict[str, str], bytes]:
+        """(status line, headers lower-cased, body framed by Content-Length; none for HEAD)."""
+        while b"\r\n\r\n" not in self.buf:
+            assert self._fill(), f"connection closed before a response head: {self.buf!r}"
+        raw, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = raw.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+        size = 0 if head or lines[0].split()[1].startswith("1") else int(headers.get("content-length", "0"))
+        while len(self.buf) < size:
+            assert self._fill(), "connection closed inside a response body"
+        body, self.buf = self.buf[:size], self.buf[size:]
+        return lines[0], headers, body
+
+    def closed(self) -> bool:
+        """The server closed the connection (nothing more after what was read)."""
+        try:
+            return not self.buf and not self._fill()
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()

@@ -9,7 +9,7 @@ import json
 from urllib.parse import urlsplit
 
 from knative_lambda.contract.bindings import to_http
-from tests.integration.serving.test_serving_front import Conn
+from tests.conftest import Conn
 
 from .conftest import parser_event
 

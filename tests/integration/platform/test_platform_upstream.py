@@ -17,11 +17,11 @@ from knative_lambda.platform import upstream
 from knative_lambda.platform.upstream import Pool, UpstreamError
 
 
-@pytest.fixture
-async def app_port(serve_app) -> int:
+def upstream_app() -> web.Application:
     async def echo(request: web.Request) -> web.Response:
         body = await request.read()
-        resp = web.Response(body=b"echo:" + body, headers={"X-Host": request.host, "X-Path": request.path_qs})
+        resp = web.Response(body=b"echo:" + body, headers={"X-Host": request.host, "X-Path": request.path_qs,
+                                                           "X-Seen": request.headers.get("X-Custom", "")})
         resp.headers.add("Set-Cookie", "a=1")
         resp.headers.add("Set-Cookie", "b=2")
         return resp
@@ -35,6 +35,12 @@ async def app_port(serve_app) -> int:
         await resp.write_eof()
         return resp
 
+    async def close(_: web.Request) -> web.Response:
+        return web.Response(body=b"bye", headers={"Connection": "close"})
+
+    async def empty(_: web.Request) -> web.Response:
+        return web.Response(status=204)
+
     async def slow(_: web.Request) -> web.Response:
         await asyncio.sleep(0.5)
         return web.Response(body=b"late")
@@ -42,9 +48,29 @@ async def app_port(serve_app) -> int:
     app = web.Application()
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/chunked", chunked)
+    app.router.add_get("/close", close)
+    app.router.add_get("/empty", empty)
     app.router.add_get("/slow", slow)
-    url = await serve_app(app)
+    return app
+
+
+@pytest.fixture
+async def app_port(serve_app) -> int:
+    url = await serve_app(upstream_app())
     return int(url.rsplit(":", 1)[1])
+
+
+@pytest.fixture
+async def port_and_unix(tmp_path) -> AsyncIterator[tuple[int, str]]:
+    """The gateway's two address forms for an instance: a 127.0.0.1 port and a unix socket."""
+    runner = web.AppRunner(upstream_app())
+    await runner.setup()
+    path = str(tmp_path / "s.sock")
+    tcp = web.TCPSite(runner, "127.0.0.1", 0)
+    await tcp.start()
+    await web.UnixSite(runner, path).start()
+    yield tcp._server.sockets[0].getsockname()[1], path  # type: ignore[union-attr]
+    await runner.cleanup()
 
 
 Script = Callable[[bytes], bytes | None]  # request bytes -> raw response (None: close without answer)
@@ -241,4 +267,28 @@ async def test_limit_bounds_requests_in_flight(app_port: int) -> None:
         await pool.request(address, "POST", "/echo", [], b"x", 0.1)
     assert (await first)[2] == b"late"
     assert (await pool.request(address, "POST", "/echo", [], b"x", 5))[2] == b"echo:x"
+    pool.close()
+
+
+async def test_framing_and_keep_alive(port_and_unix):
+    port, path = port_and_unix
+    pool = Pool()
+    for address in (port, path):
+        status, headers, body = await pool.request(address, "POST", "/echo", [("X-Custom", "v")], b"hi", 5)
+        assert (status, body, dict(headers)["X-Seen"]) == (200, b"echo:hi", "v")
+        await pool.request(address, "POST", "/echo", [], b"", 5)
+        assert len(pool._idle[address]) == 1  # the connection was reused
+        assert (await pool.request(address, "GET", "/chunked", [], b"", 5))[2] == b"one,two,three"
+        assert (await pool.request(address, "GET", "/empty", [], b"", 5))[:1] == (204,)
+        assert (await pool.request(address, "GET", "/close", [], b"", 5))[2] == b"bye"
+    pool.close()
+
+
+async def test_timeout_and_refused(port_and_unix):
+    port, _ = port_and_unix
+    pool = Pool()
+    with pytest.raises(TimeoutError):
+        await pool.request(port, "GET", "/slow", [], b"", 0.2)
+    with pytest.raises(OSError):
+        await pool.request(1, "GET", "/", [], b"", 1)  # nothing listens on port 1
     pool.close()

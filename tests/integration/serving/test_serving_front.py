@@ -14,48 +14,11 @@ import httpx
 import psutil
 import pytest
 
+from tests.conftest import Conn
+
 from .conftest import HELLO_HANDLER, SLOW_HANDLER, TOKEN, make_artifact
 
 ONE = {"autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "1"}
-
-
-class Conn:
-    """A raw HTTP/1.1 client connection: write bytes, read whole responses."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.buf = b""
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def _fill(self) -> bool:
-        data = self.sock.recv(65536)
-        self.buf += data
-        return bool(data)
-
-    def response(self, head: bool = False) -> tuple[str, dict[str, str], bytes]:
-        """(status line, headers lower-cased, body framed by Content-Length; none for HEAD)."""
-        while b"\r\n\r\n" not in self.buf:
-            assert self._fill(), f"connection closed before a response head: {self.buf!r}"
-        raw, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = raw.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-        size = 0 if head or lines[0].split()[1].startswith("1") else int(headers.get("content-length", "0"))
-        while len(self.buf) < size:
-            assert self._fill(), "connection closed inside a response body"
-        body, self.buf = self.buf[:size], self.buf[size:]
-        return lines[0], headers, body
-
-    def closed(self) -> bool:
-        """The server closed the connection (nothing more after what was read)."""
-        try:
-            return not self.buf and not self._fill()
-        except ConnectionResetError:
-            return True
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def post(path: str, body: bytes, extra: str = "", version: str = "1.1") -> bytes:
