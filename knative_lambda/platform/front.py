@@ -148,10 +148,11 @@ class Front:
         self._date = b""
         self.loop: asyncio.AbstractEventLoop | None = None
 
-    async def start(self, host: str, port: int, backlog: int = 4096) -> None:
+    async def start(self, host: str, port: int, backlog: int = 4096, reuse_port: bool = False) -> None:
+        """Listen; ``reuse_port``: beside other processes on the same port (the kernel spreads connections)."""
         loop = self.loop = asyncio.get_running_loop()  # kept: get_running_loop costs a getpid() on 3.11
         self._server = await loop.create_server(
-            lambda: _Conn(self), host, port, backlog=backlog, reuse_address=True
+            lambda: _Conn(self), host, port, backlog=backlog, reuse_address=True, reuse_port=reuse_port or None
         )
         self._sweeper = loop.create_task(self._sweep())
 
@@ -518,12 +519,19 @@ def open_paths(app: web.Application) -> frozenset[str]:
     )
 
 
+# Starts other processes that serve the port, given the app's socket; returns their stop(grace).
+Delegate = Callable[[Path], Awaitable[Callable[[float], Awaitable[None]]]]
+
+
 async def serve(app: web.Application, name: str, port: int, data_dir: Path, max_body: int,
                 routes: Callable[[Front], HandlerFor], oversize: TooLarge | None = None,
-                host: str = "127.0.0.1", grace: float = SHUTDOWN_GRACE) -> None:
+                host: str = "127.0.0.1", grace: float = SHUTDOWN_GRACE, delegate: Delegate | None = None) -> None:
     """``app`` on its unix socket, the front on ``port`` (``routes(front)`` is its ``handler_for``),
     until SIGTERM/SIGINT; then stop accepting, let in-flight requests finish (at most ``grace`` s),
-    and clean ``app`` up (its on_cleanup / cleanup_ctx: the process's own shutdown)."""
+    and clean ``app`` up (its on_cleanup / cleanup_ctx: the process's own shutdown).
+
+    With ``delegate``, other processes serve the port instead (the broker's ingress workers):
+    they are started once the app listens and stopped before it is cleaned up."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     add_standard_routes(app)
     use_json_errors(app)
@@ -532,15 +540,19 @@ async def serve(app: web.Application, name: str, port: int, data_dir: Path, max_
     sock = management_socket(data_dir, name)
     try:
         await web.UnixSite(runner, str(sock)).start()
-        front = Front(lambda method, path: None, str(sock), max_body, name, oversize)
-        front.handler_for = routes(front)
-        await front.start(host, port)
+        if delegate is None:
+            front = Front(lambda method, path: None, str(sock), max_body, name, oversize)
+            front.handler_for = routes(front)
+            await front.start(host, port)
+            stop_serving = front.stop
+        else:
+            stop_serving = await delegate(sock)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        await front.stop(grace)
+        await stop_serving(grace)
     finally:
         await runner.cleanup()
         sock.unlink(missing_ok=True)

@@ -11,11 +11,18 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 
 from knative_lambda.settings import Settings
 
@@ -123,7 +130,17 @@ async def _healthz(_: web.Request) -> web.Response:
 
 
 async def _metrics(_: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=generate_latest(metrics_registry()), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def metrics_registry() -> CollectorRegistry:
+    """The process's registry; in prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR:
+    the broker with its ingress workers) one that sums the values of every process."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
 
 
 def add_standard_routes(app: web.Application) -> None:

@@ -41,8 +41,9 @@ def hide_environment() -> None:
         pass
 
 
-def setup_process(component: str, settings: Settings) -> None:
+def setup_process(component: str, settings: Settings, file_stem: str = "") -> None:
+    """``file_stem``: the span file's name when several processes of ``component`` run at once."""
     hide_environment()
     logs.setup(component)
     logs.add_secrets(*secrets_of(settings))
-    tracing.setup(component, settings.data_dir)
+    tracing.setup(component, settings.data_dir, file_stem)

@@ -3,6 +3,8 @@
 The port is served by the front server (platform/front.py): ``POST /{namespace}/{broker}``
 is answered there by the ingress (:meth:`Ingress.handle_raw`); everything else goes to the
 aiohttp application on a private unix socket (``<KL_DATA_DIR>/broker/run/api.sock``).
+On a machine with two CPUs or more that front runs in ingress worker processes instead,
+so that ingress and dispatch each have a core (workers.py, ``KL_BROKER_INGRESS_WORKERS``).
 
 Routes (all behind the bearer token when ``KL_TOKEN`` is set):
 
@@ -24,41 +26,32 @@ import contextlib
 import gc
 import json
 import logging
-from collections.abc import Callable
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
-from knative_lambda.errors import ServiceUnavailable
+from knative_lambda.errors import KLError, ServiceUnavailable
 from knative_lambda.platform.broker import topology
 from knative_lambda.platform.broker.auth import delivery_headers, trusted_prefixes
 from knative_lambda.platform.broker.config import BrokerConfig
 from knative_lambda.platform.broker.dispatcher import TriggerConsumer
-from knative_lambda.platform.broker.ingress import Ingress, ingress_route
+from knative_lambda.platform.broker.ingress import Ingress, routes
 from knative_lambda.platform.broker.metrics import TriggerCounts
 from knative_lambda.platform.broker.publisher import Publisher
 from knative_lambda.platform.broker.store import TriggerStore
 from knative_lambda.platform.broker.triggers import TriggerSpec, TriggerSpecError, parse_trigger
-from knative_lambda.platform.front import (
-    SHUTDOWN_GRACE,
-    Front,
-    Handler,
-    HandlerFor,
-    serve,
-    too_large,
-)
+from knative_lambda.platform.broker.workers import IngressWorkers, shutdown_grace
+from knative_lambda.platform.front import serve, too_large
 from knative_lambda.platform.http import auth_middleware
 from knative_lambda.platform.limits import RateLimiter, management_middleware
 from knative_lambda.platform.upstream import Pool
 from knative_lambda.settings import Settings
 
 log = logging.getLogger("kl.broker")
-DEFAULT_BROKER = ("default", "default")
-CONNECT_ATTEMPTS = 60  # at reconnect_interval each, before giving up at start
 
 
 @dataclass
@@ -74,7 +67,7 @@ class BrokerServer:
         self.config = config or BrokerConfig.from_env()
         self.store = TriggerStore(settings.data_dir)
         self.token_subscribers = trusted_prefixes()  # receivers that get the token (auth.py)
-        self.brokers: set[tuple[str, str]] = {DEFAULT_BROKER}
+        self.brokers: set[tuple[str, str]] = {topology.DEFAULT_BROKER}
         self.triggers: dict[str, TriggerState] = {}
         self.connection: AbstractRobustConnection | None = None  # consumers and declarations
         # Publishing has its own connection (RabbitMQ's advice): flow control that
@@ -99,15 +92,15 @@ class BrokerServer:
     async def start(self) -> None:
         if not self.settings.amqp_url:
             raise ServiceUnavailable("KL_AMQP_URL is not set: the broker needs RabbitMQ (run kl up)")
-        self.connection = await self._connect()
-        self.publish_connection = await self._connect()
+        self.connection = await topology.connect(self.settings.amqp_url, self.config.reconnect_interval)
+        self.publish_connection = await topology.connect(self.settings.amqp_url, self.config.reconnect_interval)
         self.publisher = Publisher(
             self.publish_connection, self.config.publish_channels, self.config.publish_timeout
         )
         await self.publisher.start()
         connector = aiohttp.TCPConnector(limit=self.config.http_connections, limit_per_host=0)
         self.session = aiohttp.ClientSession(connector=connector)
-        await self._declare_broker(*DEFAULT_BROKER)
+        await self._declare_broker(*topology.DEFAULT_BROKER)
         for namespace, name, obj in self.store.load():
             try:
                 await self.put_trigger(namespace, name, obj, persist=False)
@@ -122,18 +115,6 @@ class BrokerServer:
         # collector's way: a full collection scanning them paused the event loop ~30 ms.
         gc.collect()
         gc.freeze()
-
-    async def _connect(self) -> AbstractRobustConnection:
-        last: Exception | None = None
-        for _ in range(CONNECT_ATTEMPTS):
-            try:
-                return await aio_pika.connect_robust(
-                    self.settings.amqp_url, reconnect_interval=self.config.reconnect_interval
-                )
-            except (OSError, aio_pika.exceptions.AMQPError) as exc:
-                last = exc
-                await asyncio.sleep(self.config.reconnect_interval)
-        raise ServiceUnavailable(f"cannot reach RabbitMQ at {self.settings.amqp_url}: {last}")
 
     async def stop(self) -> None:
         for state in self.triggers.values():
@@ -347,21 +328,6 @@ def build_app(settings: Settings, config: BrokerConfig | None = None) -> web.App
     return app
 
 
-def routes(ingress: Ingress) -> Callable[[Front], HandlerFor]:
-    """The front's routing: ingress there, the rest to the aiohttp app."""
-    handle = ingress.handle_raw
-
-    def make(front: Front) -> HandlerFor:
-        ingress.forward = front.forward  # what handle_raw leaves to the aiohttp route
-
-        def handler_for(method: str, path: str) -> Handler | None:
-            return handle if ingress_route(method, path) is not None else None
-
-        return handler_for
-
-    return make
-
-
 def main() -> None:
     try:
         import uvloop  # optional: roughly doubles the event loop's throughput
@@ -369,14 +335,23 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        config = BrokerConfig.from_env()
+    except KLError as exc:
+        sys.exit(f"broker: {exc}")
     from knative_lambda.platform.observe import setup_process
 
     setup_process("broker", settings)
-    app = build_app(settings)
+    app = build_app(settings, config)
     server = app[SERVER_KEY]
-    limit = server.config.max_event_bytes
+    limit = config.max_event_bytes
     # in-flight publishes get their confirm (or publish timeout) before the dispatchers stop
-    grace = max(SHUTDOWN_GRACE, server.config.publish_timeout + 5)
-    asyncio.run(serve(app, "broker", settings.port, settings.data_dir, limit, routes(server.ingress),
-                      server.ingress.too_large(too_large(limit)), grace=grace))
+    grace = shutdown_grace(config)
+    delegate = IngressWorkers(config.ingress_workers, grace).start if config.ingress_workers else None
+    try:
+        asyncio.run(serve(app, "broker", settings.port, settings.data_dir, limit, routes(server.ingress),
+                          server.ingress.too_large(too_large(limit)), grace=grace, delegate=delegate))
+    except (KLError, OSError) as exc:  # RabbitMQ away, port taken: one clear line, no traceback
+        log.error("broker cannot serve: %s", exc)
+        sys.exit(1)

@@ -31,6 +31,8 @@ class BrokerConfig:
     reconnect_interval: float = 1.0  # seconds between RabbitMQ reconnect attempts
     publish_timeout: float = 10.0  # seconds to wait for a publisher confirm before 503
     queue_type: str = "quorum"  # quorum (replicated; falls back to classic if refused) | classic
+    # processes that serve the port beside the broker (workers.py); 0: the broker serves it
+    ingress_workers: int = 0
 
     @classmethod
     def from_env(cls) -> BrokerConfig:
@@ -43,7 +45,32 @@ class BrokerConfig:
             reconnect_interval=_num("KL_BROKER_RECONNECT_INTERVAL", d.reconnect_interval),
             publish_timeout=_num("KL_BROKER_PUBLISH_TIMEOUT", d.publish_timeout),
             queue_type=_queue_type(os.environ.get("KL_BROKER_QUEUE_TYPE", d.queue_type)),
+            ingress_workers=ingress_workers(os.environ.get("KL_BROKER_INGRESS_WORKERS", ""), _cpus()),
         )
+
+
+MAX_INGRESS_WORKERS = 16
+
+
+def ingress_workers(raw: str, cpus: int) -> int:
+    """``KL_BROKER_INGRESS_WORKERS``, by default one worker when the broker can use two CPUs
+    or more (ingress on one core, dispatch on another), else none. Pure."""
+    if not raw.strip():
+        return 1 if cpus >= 2 else 0
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ConfigError(f"KL_BROKER_INGRESS_WORKERS={raw!r} is not a whole number") from None
+    if not 0 <= n <= MAX_INGRESS_WORKERS:
+        raise ConfigError(f"KL_BROKER_INGRESS_WORKERS={raw!r}: use 0 (none) to {MAX_INGRESS_WORKERS}")
+    return n
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # what this process may use, not the host's count
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _queue_type(value: str) -> str:

@@ -30,7 +30,7 @@ from knative_lambda.contract.validation import validate
 from knative_lambda.platform import tracing
 from knative_lambda.platform.broker.metrics import EVENTS, type_label
 from knative_lambda.platform.broker.publisher import Publisher, PublishError
-from knative_lambda.platform.front import Handler, Reply, TooLarge
+from knative_lambda.platform.front import Front, Handler, HandlerFor, Reply, TooLarge
 from knative_lambda.platform.http import OPEN_PATHS, token_ok
 
 log = logging.getLogger("kl.broker.ingress")
@@ -185,6 +185,21 @@ class Ingress:
             "error": f"event too large: {got}, limit {self._limit} bytes",
             "problems": [{"where": "body", "reason": f"larger than {self._limit} bytes"}],
         }
+
+
+def routes(ingress: Ingress) -> Callable[[Front], HandlerFor]:
+    """The front's routing: ingress there, the rest to the aiohttp app."""
+    handle = ingress.handle_raw
+
+    def make(front: Front) -> HandlerFor:
+        ingress.forward = front.forward  # what handle_raw leaves to the aiohttp route
+
+        def handler_for(method: str, path: str) -> Handler | None:
+            return handle if ingress_route(method, path) is not None else None
+
+        return handler_for
+
+    return make
 
 
 def records_new_traces() -> bool:

@@ -1,4 +1,4 @@
-"""RabbitMQ names and declarations for brokers and triggers.
+"""RabbitMQ names, declarations and connections for brokers and triggers.
 
 One durable topic exchange per broker (routing key = event type), one queue per
 trigger bound to it, and one dead-letter queue per trigger. Queues are quorum
@@ -11,16 +11,26 @@ wildcards, so a type containing those is bound with ``#`` too.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractRobustConnection,
+)
 from aiormq.exceptions import AMQPError, ChannelClosed
+
+from knative_lambda.errors import ServiceUnavailable
 
 log = logging.getLogger("kl.broker.topology")
 
 PREFIX = "kl.broker"
+DEFAULT_BROKER = ("default", "default")  # (namespace, broker): exists from the start
+CONNECT_ATTEMPTS = 60  # at the reconnect interval each, before a process gives up at start
 QUORUM_ARGS: dict[str, Any] = {"x-queue-type": "quorum"}
 
 
@@ -98,3 +108,15 @@ async def queue_depth(connection: AbstractConnection, name: str) -> int | None:
             return q.declaration_result.message_count
     except (ChannelClosed, AMQPError, ConnectionError, RuntimeError):
         return None
+
+
+async def connect(url: str, reconnect_interval: float) -> AbstractRobustConnection:
+    """A robust connection (it reconnects by itself later), retried while RabbitMQ starts."""
+    last: Exception | None = None
+    for _ in range(CONNECT_ATTEMPTS):
+        try:
+            return await aio_pika.connect_robust(url, reconnect_interval=reconnect_interval)
+        except (OSError, aio_pika.exceptions.AMQPError) as exc:
+            last = exc
+            await asyncio.sleep(reconnect_interval)
+    raise ServiceUnavailable(f"cannot reach RabbitMQ at {url}: {last}")

@@ -60,6 +60,7 @@ PLATFORM_ENV = {
     "KL_QUOTA_INSTANCES": "1",
     "KL_QUOTA_CONCURRENT_BUILDS": "1",
     "KL_RATE_LIMITS": "manage=2/40,deploy=1/3",
+    "KL_TRACE_SAMPLE": "1",  # every build traced, not one in ten
 }
 
 

@@ -157,7 +157,7 @@ def test_read_spans_skips_partial_lines(tmp_path) -> None:  # type: ignore[no-un
     assert tracing.read_spans(tmp_path) == [{"name": "a"}]
 
 
-@pytest.mark.parametrize(("text", "ratio"), [("", 1.0), ("0", 0.0), ("0.25", 0.25), (" 1 ", 1.0)])
+@pytest.mark.parametrize(("text", "ratio"), [("", 0.1), ("  ", 0.1), ("0", 0.0), ("0.25", 0.25), (" 1 ", 1.0)])
 def test_trace_sample_ratio(text: str, ratio: float) -> None:
     assert tracing.sample_ratio(text) == ratio
 
