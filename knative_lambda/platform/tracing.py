@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
@@ -26,7 +27,13 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from knative_lambda.errors import ConfigError
@@ -100,11 +107,41 @@ def sample_ratio(text: str) -> float:
     return ratio
 
 
+DRAWN = "kl.sampled"  # span attribute: the caller drew this new trace's sampling already
+
+
+class _Sampler(Sampler):
+    """ParentBased(TraceIdRatioBased): record a share of new traces, and always follow the
+    caller's decision (a request with a sampled ``traceparent``, a benchmark's, is recorded
+    end to end, even with ``KL_TRACE_SAMPLE=0``). A hot path that drew the ratio itself
+    before paying for a span (:func:`draw`) marks the span :data:`DRAWN`: recorded."""
+
+    def __init__(self, ratio: float) -> None:
+        self._inner = ParentBased(TraceIdRatioBased(ratio))
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
+                      attributes: Any = None, links: Any = None, trace_state: Any = None) -> SamplingResult:
+        if attributes and DRAWN in attributes:
+            attributes = {k: v for k, v in attributes.items() if k != DRAWN}
+            parent = trace.get_current_span(parent_context).get_span_context()
+            if not parent.is_valid:
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+        return self._inner.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"KlSampler{{{self._inner.get_description()}}}"
+
+
 def sampler_from_env() -> Sampler:
-    """Record a share of new traces, and always follow the caller's decision: a request
-    that arrives with a sampled ``traceparent`` (a benchmark's) is recorded end to end,
-    even with ``KL_TRACE_SAMPLE=0`` (which keeps a throughput run's hot path cheap)."""
-    return ParentBased(TraceIdRatioBased(sample_ratio(os.environ.get("KL_TRACE_SAMPLE", ""))))
+    return _Sampler(sample_ratio(os.environ.get("KL_TRACE_SAMPLE", "")))
+
+
+def draw(traceparent: object, ratio: float) -> bool:
+    """Is a request with this ``traceparent`` (value or None) recorded: its parent's decision,
+    or for a new trace a draw at ``ratio``. A path that skips its span when False pays nothing
+    for the requests it does not record; start the span with ``drawn=True`` when True."""
+    sampled = parent_sampled(traceparent)
+    return random.random() < ratio if sampled is None else sampled
 
 
 def setup(component: str, data_dir: Path, file_stem: str = "", otlp_endpoint: str | None = None) -> None:
@@ -176,14 +213,15 @@ def span_from(carrier: Mapping[str, Any], name: str, correlation: str = "",
         context.detach(token)
 
 
-def start_span(carrier: Mapping[str, Any], name: str, correlation: str = "",
+def start_span(carrier: Mapping[str, Any], name: str, correlation: str = "", drawn: bool = False,
                **attributes: Any) -> trace.Span:
     """A span continuing ``carrier``'s trace, not made current: the caller ends it
     (``span.end()``) and passes it on with :func:`inject_span`. For code where a
-    ``with`` block would not fit (the broker's delivery loop)."""
+    ``with`` block would not fit (the broker's delivery loop). ``drawn``: :func:`draw`
+    said to record it (a new trace is then recorded, not drawn again)."""
     lowered = {str(k).lower(): (v.decode() if isinstance(v, bytes) else str(v)) for k, v in carrier.items()
                if str(k).lower() in ("traceparent", "tracestate")}
-    span = tracer().start_span(name, context=_W3C.extract(lowered))
+    span = tracer().start_span(name, context=_W3C.extract(lowered), attributes={DRAWN: True} if drawn else None)
     if correlation:
         span.set_attribute("kl.correlation_id", correlation)
     for key, value in attributes.items():

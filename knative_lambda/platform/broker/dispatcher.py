@@ -35,7 +35,6 @@ from knative_lambda.platform import logs, tracing
 from knative_lambda.platform.broker import topology
 from knative_lambda.platform.broker.acks import AckBatcher
 from knative_lambda.platform.broker.filters import required_type, string_attributes
-from knative_lambda.platform.broker.ingress import records_new_traces
 from knative_lambda.platform.broker.metrics import (
     DELIVERY_SECONDS,
     EVENTS,
@@ -183,7 +182,6 @@ class TriggerConsumer:
         self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._acks = AckBatcher()
-        self._new_traces = records_new_traces()
         # Labelled children resolved once per (outcome, type): .labels() costs more than .inc().
         self._counters: dict[tuple[str, str], Any] = {}
         pinned = required_type(spec.attributes, spec.filters)
@@ -301,8 +299,8 @@ class TriggerConsumer:
         cid = attrs.get("correlationid", "")
         span = None
         amqp_headers = message.headers or {}
-        # With KL_TRACE_SAMPLE=0 an event whose trace is not sampled costs no span at all.
-        if self._new_traces or tracing.parent_sampled(amqp_headers.get("traceparent")):
+        # Event traces start at the ingress: one it did not record costs no span here.
+        if tracing.parent_sampled(amqp_headers.get("traceparent")):
             span = tracing.start_span(amqp_headers, "broker.dispatch", cid, trigger=self.spec.key)
             tracing.inject_span(span, headers)  # the subscriber continues the trace
         if self._auth:

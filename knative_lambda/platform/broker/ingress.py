@@ -64,7 +64,7 @@ class Ingress:
         self._prefix = prefix
         self._limit = max_event_bytes
         self._counters: dict[tuple[str, str, str], Any] = {}
-        self._new_traces = records_new_traces()
+        self._ratio = tracing.sample_ratio(os.environ.get("KL_TRACE_SAMPLE", ""))
         self.token = ""  # the bearer token ingress requires (KL_TOKEN), as auth_middleware
         self.forward: Handler | None = None  # the front's way to the aiohttp app (handle_raw)
 
@@ -138,14 +138,14 @@ class Ingress:
         publisher = self._publisher()
         if publisher is None:
             return _error(503, "broker is connecting to RabbitMQ; retry")
-        # The span's traceparent goes in the message headers, where the dispatcher
-        # continues the trace. No span: nothing would be recorded (see tracing.parent_sampled).
+        # A recorded span's traceparent goes in the message headers, where the dispatcher
+        # continues the trace. Events not recorded (most, at the default ratio) cost no span.
         carrier = trace_parent(headers)
         span: Span | None = None
         trace_headers: dict[str, str] = {}
-        if self._new_traces or tracing.parent_sampled(carrier.get("traceparent")):
+        if tracing.draw(carrier.get("traceparent"), self._ratio):
             span = tracing.start_span(carrier, "broker.ingress", str(event.get_extension("correlationid") or ""),
-                                      type=str(event.get_type()))
+                                      drawn=True, type=str(event.get_type()))
             tracing.inject_span(span, trace_headers)
         try:
             # Binary mode: the body is the data, published as it came (not re-encoded).
@@ -200,11 +200,6 @@ def routes(ingress: Ingress) -> Callable[[Front], HandlerFor]:
         return handler_for
 
     return make
-
-
-def records_new_traces() -> bool:
-    """Does ``KL_TRACE_SAMPLE`` record any new traces (ratio above 0)?"""
-    return tracing.sample_ratio(os.environ.get("KL_TRACE_SAMPLE", "")) > 0
 
 
 MAX_TRACESTATE = 512  # W3C: propagate at least 512 characters; more may be dropped

@@ -140,11 +140,9 @@ class IngressWorkers:
                 await asyncio.sleep(RESTART_DELAY)
 
     async def _spawn(self, index: int, sock: Path) -> asyncio.subprocess.Process:
-        from knative_lambda.platform.runtime.server import die_with_parent
-
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "knative_lambda.platform.broker.workers", str(sock), str(index),
-            stdout=asyncio.subprocess.PIPE, preexec_fn=lambda: die_with_parent(signal.SIGTERM),
+            sys.executable, "-m", "knative_lambda.platform.broker.workers", str(sock), str(index), str(os.getpid()),
+            stdout=asyncio.subprocess.PIPE,
         )
         self.procs[index] = proc
         assert proc.stdout is not None
@@ -215,15 +213,19 @@ async def _serve(sock: Path, index: int, settings: Settings, config: BrokerConfi
 
 
 def main() -> None:
-    """``python -m knative_lambda.platform.broker.workers SOCKET INDEX`` (started by the broker)."""
+    """``python -m knative_lambda.platform.broker.workers SOCKET INDEX BROKER_PID`` (started by the broker)."""
     from knative_lambda.platform.observe import setup_process
+    from knative_lambda.platform.runtime.server import die_with_parent
 
+    die_with_parent(signal.SIGTERM)  # here rather than between fork and exec: the broker has threads
     try:
-        sock, index = Path(sys.argv[1]), int(sys.argv[2])
+        sock, index, broker = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
         settings = Settings.from_env()
         config = BrokerConfig.from_env()
     except (IndexError, ValueError, ConfigError) as exc:
         sys.exit(f"ingress worker: {exc}")
+    if os.getppid() != broker:  # the broker died before PDEATHSIG was set
+        sys.exit(f"ingress worker {index}: the broker (pid {broker}) is gone")
     setup_process("broker", settings, file_stem=f"broker-ingress-{index}")
     try:
         import uvloop

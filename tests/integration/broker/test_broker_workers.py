@@ -189,3 +189,13 @@ async def test_ingress_workers_setting_is_checked(amqp_url, tmp_path) -> None:
     _, err = await asyncio.wait_for(out.communicate(), 60)
     assert out.returncode != 0
     assert b"KL_BROKER_INGRESS_WORKERS='many' is not a whole number" in err
+
+
+def test_a_worker_started_by_hand_or_orphaned_says_why_it_stops(tmp_path) -> None:
+    env = {**os.environ, **Settings(data_dir=tmp_path, port=free_port()).to_env()}
+    argv = [sys.executable, "-m", "knative_lambda.platform.broker.workers"]
+    bad = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "ingress worker:" in bad.stderr and "Traceback" not in bad.stderr
+    orphan = subprocess.run([*argv, str(tmp_path / "api.sock"), "0", "1"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert orphan.returncode == 1 and "the broker (pid 1) is gone" in orphan.stderr

@@ -186,3 +186,42 @@ def test_the_state_file_is_readable_by_its_owner_only(tmp_path) -> None:  # type
     statefile.save(statefile.State(target="local", settings={"token": "t" * 24}), path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert statefile.load(path).settings["token"] == "t" * 24
+
+
+SAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+UNSAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+
+
+@pytest.mark.parametrize(("traceparent", "ratio", "want"), [
+    (SAMPLED, 0.0, True), (SAMPLED.encode(), 0.0, True),  # the caller's decision wins
+    (UNSAMPLED, 1.0, False),
+    (None, 0.0, False), (None, 1.0, True), ("garbage", 1.0, True), ("garbage", 0.0, False),  # new traces
+])
+def test_draw_follows_the_parent_else_the_ratio(traceparent, ratio: float, want: bool) -> None:
+    assert tracing.draw(traceparent, ratio) is want
+
+
+def test_draw_records_about_the_ratio_of_new_traces() -> None:
+    hits = sum(tracing.draw(None, 0.1) for _ in range(20000))
+    assert 1600 < hits < 2400  # 2,000 expected; outside is a 1-in-10^10 event for a fair draw
+
+
+def _parent(traceparent: str):  # type: ignore[no-untyped-def]
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    return TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+
+
+@pytest.mark.parametrize(("parent", "attributes", "ratio", "recorded"), [
+    (None, {tracing.DRAWN: True, "kl.type": "t"}, 0.0, True),  # drawn by the caller: recorded, not drawn again
+    (None, {"kl.type": "t"}, 0.0, False), (None, {"kl.type": "t"}, 1.0, True),  # else the ratio
+    (UNSAMPLED, {tracing.DRAWN: True}, 1.0, False), (SAMPLED, {}, 0.0, True),  # a parent's decision wins
+])
+def test_sampler(parent, attributes: dict, ratio: float, recorded: bool) -> None:  # type: ignore[no-untyped-def]
+    sampler = tracing._Sampler(ratio)
+    result = sampler.should_sample(_parent(parent) if parent else None, 0x0AF7651916CD43DD8448EB211C80319C,
+                                   "broker.ingress", attributes=attributes)
+    assert result.decision.is_sampled() is recorded
+    if recorded:
+        assert tracing.DRAWN not in result.attributes  # the mark is not a span attribute
+        assert {k: v for k, v in attributes.items() if k != tracing.DRAWN}.items() <= dict(result.attributes).items()
