@@ -39,6 +39,8 @@ from knative_lambda.platform.broker.store import TriggerStore
 from knative_lambda.platform.broker.triggers import TriggerSpecError, parse_trigger
 from knative_lambda.settings import Settings
 
+# front, ingress and publisher are imported where used: broker/__main__.py imports this
+# module before it sets PROMETHEUS_MULTIPROC_DIR, and they import prometheus_client.
 log = logging.getLogger("kl.broker.workers")
 START_TIMEOUT = 90.0  # seconds a worker gets to reach RabbitMQ and listen (connect retries ~60 s)
 RESTART_DELAY = 1.0  # seconds before a worker that exited soon after its start is started again
@@ -203,6 +205,7 @@ async def _serve(sock: Path, index: int, settings: Settings, config: BrokerConfi
         gc.freeze()  # as the broker: start-up objects out of the collector's way
         log.info("ingress worker %d ready on port %d", index, settings.port)
         os.write(1, READY)
+        os.dup2(2, 1)  # later stdout output to the log, not to a pipe the broker no longer reads
         await stop.wait()
         await front.stop(shutdown_grace(config))
     finally:
