@@ -143,7 +143,8 @@ def _binary(
     decode: Any,
     header_problems: list[Problem] | None = None,
 ) -> CloudEvent:
-    """Pre-check binary-mode parts, then let the SDK decode with our checked factory."""
+    """Pre-check binary-mode parts, then let the SDK decode with our checked factory
+    (``decode``), or with ``decode=None`` build the event from the checked parts."""
     if not ce_headers:
         raise ContractError(
             [
@@ -159,11 +160,18 @@ def _binary(
         attrs["datacontenttype"] = content_type
     problems: list[Problem] = list(header_problems or ())
     problems += take_time(attrs)
-    if body and _JSON_MEDIA_RE.match(content_type or JSONFormat.DEFAULT_CONTENT_TYPE):
-        problems += _parse_json(body, "body")[1]
+    data: Any = None
+    json_body = bool(body) and _JSON_MEDIA_RE.match(content_type or JSONFormat.DEFAULT_CONTENT_TYPE)
+    if json_body:
+        data, bad = _parse_json(body, "body")
+        problems += bad
     problems += attribute_problems(attrs)
     if problems:
         raise ContractError(problems)
+    if decode is None:
+        # HTTP: these attributes (percent-decoded, time parsed) and this data are what the
+        # SDK's from_binary would decode again, so the event is built from them directly.
+        return build_event(attrs, data if json_body else _JSON_FORMAT.read_data(body, content_type), checked=True)
     try:
         return decode(functools.partial(build_event, checked=True))
     except ContractError:
@@ -206,14 +214,7 @@ def from_http(headers: Mapping[str, Any], body: bytes | str | None) -> CloudEven
         if k.startswith(_CE):
             ce_headers[k], bad = _unquote(k, v)
             problems += bad
-    message = ce_http.HTTPMessage(headers=lowered, body=raw)
-    return _binary(
-        ce_headers,
-        content_type,
-        raw,
-        lambda factory: ce_http.from_binary(message, _JSON_FORMAT, factory),
-        problems,
-    )
+    return _binary(ce_headers, content_type, raw, None, problems)
 
 
 # --- AMQP (RabbitMQ) ----------------------------------------------------------

@@ -131,7 +131,7 @@ class Ingress:
         """Validate and publish one event of a known broker; ``headers`` case-insensitive."""
         try:
             event = from_http(headers, body)
-            validate(event, self._prefix, max_data_bytes=self._limit)
+            validate(event, self._prefix, max_data_bytes=self._limit, checked=True)
         except ContractError as exc:
             EVENTS.labels(ns, broker, "", "rejected", "").inc()
             return 400, exc.to_dict()

@@ -131,3 +131,31 @@ def test_unknown_mode_is_a_programming_error(sample_event) -> None:
         to_http(sample_event(EventKind.RESULT), "batch")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         to_amqp(sample_event(EventKind.RESULT), "batch")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("application/json", b'{"n": 1, "s": "\\u00e9", "l": [1, 2.5, null, true]}'),
+    ("application/json; charset=utf-8", b'"just a string"'),
+    ("application/vnd.api+json", b"[1, 2, 3]"),
+    ("text/plain", "héllo".encode()),
+    ("application/octet-stream", b"\xff\xfe\x00 not utf-8"),
+    ("application/json", b""),
+    (None, b'{"untyped": true}'),
+])
+def test_binary_http_events_are_what_the_sdk_would_decode(content_type: str | None, body: bytes) -> None:
+    """from_http builds a binary-mode event from the parts it checked instead of letting the SDK
+    decode them again: attributes (percent-escapes, time) and data must come out the same."""
+    from cloudevents.core.bindings import http as sdk_http
+    from cloudevents.core.formats.json import JSONFormat
+
+    from knative_lambda.contract.bindings import from_http
+
+    headers = {"ce-specversion": "1.0", "ce-id": "a%20b%25c", "ce-source": "urn:x%2Fy",
+               "ce-type": "t.é%C3%A9", "ce-time": "2026-11-26T10:00:00.5%2B01:00", "ce-subject": "s%3Bt",
+               "ce-ext": "v"}
+    if content_type is not None:
+        headers["content-type"] = content_type
+    ours = from_http(headers, body)
+    sdk = sdk_http.from_binary(sdk_http.HTTPMessage(headers=headers, body=body), JSONFormat(), CloudEvent)
+    assert ours.get_attributes() == sdk.get_attributes()
+    assert ours.get_data() == sdk.get_data() and type(ours.get_data()) is type(sdk.get_data())

@@ -212,3 +212,22 @@ def test_arbitrary_http_messages_never_crash_decoding(headers: dict, body: bytes
             validate(decode())
         except ContractError as e:
             assert e.problems
+
+
+@pytest.mark.parametrize("kind", list(EventKind), ids=lambda k: k.value)
+def test_validate_checked_gives_the_same_verdicts_on_decoded_events(kind: EventKind, sample_event) -> None:
+    """``checked=True`` (the broker's ingress, after from_http) skips only the envelope rules
+    from_http has just applied: on decoded events the verdicts are the same either way."""
+    from knative_lambda.contract.bindings import to_http
+
+    good = from_http(*to_http(sample_event(kind)))
+    assert validate(good, checked=True).kind is validate(good).kind is kind
+    attrs = {**good.get_attributes(), "type": "network.notifi.lambda.nope"}
+    bad = from_http(*to_http(CloudEvent(attrs, good.get_data())))
+    verdicts = []
+    for checked in (True, False):
+        with pytest.raises(ContractError) as caught:
+            validate(bad, checked=checked)
+        verdicts.append(caught.value.to_dict())
+    assert verdicts[0] == verdicts[1]
+    assert "unknown event type" in json.dumps(verdicts[0])
