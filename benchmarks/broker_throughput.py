@@ -12,6 +12,7 @@ prints one JSON object:
     .venv/bin/python benchmarks/broker_throughput.py --events 20000            # saturation
     .venv/bin/python benchmarks/broker_throughput.py --events 6000 --rate 300  # latency at a set load
     .venv/bin/python benchmarks/broker_throughput.py --events 20000 --producer wrk  # saturation, light client
+    .venv/bin/python benchmarks/broker_throughput.py --events 30000 --rate 2000 --producer wrk  # the goal's load
 
 The receiver is a bare httptools server and ``--producer wrk`` a C client, so
 that on a small machine the CPU goes to what is measured (broker and RabbitMQ);
@@ -93,6 +94,8 @@ asyncio.run(main())
 # wrk as the producer: a unique ce-id per event and the send time (CLOCK_REALTIME, through
 # LuaJIT's ffi) in ce-sentat. It stops sending after TOTAL accepted answers; wrk itself runs
 # until the SIGINT sent once the receiver has them all (then it prints its summary).
+# RATE > 0 paces it: event i is due at start + i/RATE, and a connection free before its
+# event is due waits (wrk's delay()), so up to its connections the load is open loop.
 WRK_PRODUCER = r"""
 local ffi = require("ffi")
 ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } kl_timespec; int clock_gettime(int, kl_timespec*); ]]
@@ -100,6 +103,21 @@ local ts = ffi.new("kl_timespec")
 local total, sent, answered = TOTAL, 0, 0
 local base = BASE_HEADERS
 local body = BODY
+local rate, start, slot = RATE, nil, 0
+local function now()
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+end
+if rate > 0 then
+  delay = function()
+    local t = now()
+    start = start or t
+    local wait = (start + slot / rate - t) * 1000
+    slot = slot + 1
+    if wait > 0 then return wait end
+    return 0
+  end
+end
 request = function()
   sent = sent + 1
   ffi.C.clock_gettime(0, ts)
@@ -188,11 +206,11 @@ async def produce(
 
 
 def produce_wrk(
-    ingress: str, receiver: str, total: int, concurrency: int, max_seconds: float
+    ingress: str, receiver: str, total: int, concurrency: int, max_seconds: float, rate: float = 0.0
 ) -> tuple[int, int, float]:
-    """Send ``total`` events with wrk (closed loop, ``concurrency`` connections) until
-    ``receiver`` has them; (accepted, rejected, seconds). The accept latency percentiles
-    go to ``accept_lat_wrk``."""
+    """Send ``total`` events with wrk (``concurrency`` connections; closed loop, or paced at
+    ``rate`` events/s) until ``receiver`` has them; (accepted, rejected, seconds). The accept
+    latency percentiles go to ``accept_lat_wrk``."""
     import resource
 
     from knative_lambda.contract.bindings import to_http
@@ -203,7 +221,8 @@ def produce_wrk(
     headers, body = to_http(template, "binary")
     lua_headers = "{" + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()
                                   if k != "ce-id") + "}"
-    script = (WRK_PRODUCER.replace("TOTAL", str(total)).replace("BASE_HEADERS", lua_headers)
+    script = (WRK_PRODUCER.replace("TOTAL", str(total)).replace("RATE", repr(float(rate)))
+              .replace("BASE_HEADERS", lua_headers)
               .replace("BODY", json.dumps(body.decode())))
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as f:
         f.write(script)
@@ -280,11 +299,11 @@ def main() -> None:
                     help="where RabbitMQ keeps its data (e.g. /dev/shm to take the disk's fsync out)")
     ap.add_argument("--max-seconds", type=float, default=120, help="hard bound on the run")
     ap.add_argument("--producer", choices=("python", "wrk"), default="python",
-                    help="python: this script's aiohttp producers (any --rate); wrk: a C client that "
-                         "leaves the broker more of a small machine's CPU (saturation only, --rate 0)")
+                    help="python: this script's aiohttp producers; wrk: a C client that "
+                         "leaves the broker more of a small machine's CPU")
     args = ap.parse_args()
-    if args.producer == "wrk" and (args.rate or not shutil.which("wrk")):
-        ap.error("--producer wrk needs wrk on PATH (apt-get install wrk) and no --rate")
+    if args.producer == "wrk" and not shutil.which("wrk"):
+        ap.error("--producer wrk needs wrk on PATH (apt-get install wrk)")
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     with contextlib.suppress(ImportError):  # the producer must not be the bottleneck
@@ -326,7 +345,7 @@ def main() -> None:
         ingress = f"{settings.broker_url}/default/default"
         if args.producer == "wrk":
             ok, failed, send_s = produce_wrk(ingress, f"http://127.0.0.1:{rport}", args.events,
-                                             args.concurrency, args.max_seconds)
+                                             args.concurrency, args.max_seconds, args.rate)
         else:
             ok, failed, send_s = asyncio.run(produce(ingress, args.events, args.concurrency, deadline, args.rate))
         stats: dict = {}
