@@ -311,6 +311,7 @@ def main() -> None:
 
         uvloop.install()
     from knative_lambda.harness.services import free_ports, resolve_rabbitmq
+    from knative_lambda.platform import tracing
     from knative_lambda.platform.broker.client import BrokerClient
     from knative_lambda.platform.broker.triggers import trigger_object
     from knative_lambda.settings import Settings
@@ -382,7 +383,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "queue_type": os.environ.get("KL_BROKER_QUEUE_TYPE", "quorum"),
             # Recording spans costs the broker CPU per event: compare runs with the same setting.
-            "trace_sample": os.environ.get("KL_TRACE_SAMPLE") or "0.1",
+            "trace_sample": os.environ.get("KL_TRACE_SAMPLE") or str(tracing.DEFAULT_SAMPLE),
             "work_dir": str(work),
         }, indent=2))
     finally:

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
@@ -40,6 +41,10 @@ class BrokerProcess:
     proc: subprocess.Popen[bytes]
     log: Path
     token: str = ""
+
+    @property
+    def port(self) -> int:
+        return int(urlsplit(self.url).port or 0)
 
     def client(self) -> BrokerClient:
         return BrokerClient(self.url, self.token)

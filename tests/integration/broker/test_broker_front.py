@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from urllib.parse import urlsplit
 
 from knative_lambda.contract.bindings import to_http
 from tests.conftest import Conn
@@ -14,10 +13,6 @@ from tests.conftest import Conn
 from .conftest import parser_event
 
 LIMIT = 1024 * 1024  # BrokerConfig.max_event_bytes, the broker fixture's
-
-
-def port(broker) -> int:
-    return urlsplit(broker.url).port
 
 
 def event_request(path: str = "/default/default", extra: str = "", event=None,
@@ -31,7 +26,7 @@ def event_request(path: str = "/default/default", extra: str = "", event=None,
 
 
 def test_pipelined_events_are_accepted_in_order_on_one_connection(broker) -> None:
-    c = Conn(port(broker))
+    c = Conn(broker.port)
     (one, id1), (two, id2) = event_request(), event_request()
     c.send(one + two + b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n")
     for want in (id1, id2):
@@ -48,7 +43,7 @@ def test_pipelined_events_are_accepted_in_order_on_one_connection(broker) -> Non
 
 
 def test_http10_event_is_answered_then_closed(broker) -> None:
-    c = Conn(port(broker))
+    c = Conn(broker.port)
     req, eid = event_request(version="1.0")
     c.send(req)
     status, headers, body = c.response()
@@ -57,7 +52,7 @@ def test_http10_event_is_answered_then_closed(broker) -> None:
 
 
 def test_body_over_the_limit_gets_413_before_it_is_sent(broker) -> None:
-    c = Conn(port(broker))
+    c = Conn(broker.port)
     c.send(f"POST /default/default HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
            f"Ce-Id: 1\r\nContent-Length: {LIMIT + 1}\r\n\r\n".encode())  # no body follows
     status, _, body = c.response()
@@ -70,7 +65,7 @@ def test_body_over_the_limit_gets_413_before_it_is_sent(broker) -> None:
 
 
 def test_oversized_chunked_body_gets_413(broker) -> None:
-    c = Conn(port(broker))
+    c = Conn(broker.port)
     chunk = b"x" * 65536
     c.send(b"POST /default/default HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n")
     for _ in range(LIMIT // len(chunk) + 1):
@@ -82,7 +77,7 @@ def test_oversized_chunked_body_gets_413(broker) -> None:
 
 def test_unknown_broker_is_404_even_with_a_body_over_the_limit(broker) -> None:
     for length in (10, LIMIT + 1):
-        c = Conn(port(broker))
+        c = Conn(broker.port)
         c.send(f"POST /default/nope HTTP/1.1\r\nHost: b\r\nContent-Length: {length}\r\n\r\n".encode()
                + (b"x" * 10 if length == 10 else b""))
         status, _, body = c.response()
@@ -92,7 +87,7 @@ def test_unknown_broker_is_404_even_with_a_body_over_the_limit(broker) -> None:
 
 
 def test_malformed_request_gets_400_json_then_close(broker) -> None:
-    c = Conn(port(broker))
+    c = Conn(broker.port)
     c.send(b"POST /default/default HTTP/1.1\r\nHost: b\r\nContent-Length: nope\r\n\r\n")
     status, headers, body = c.response()
     assert status.startswith("HTTP/1.1 400")
@@ -107,7 +102,7 @@ def test_invalid_event_gets_every_problem_on_both_paths(broker) -> None:
            b"Ce-Type: nonsense\r\nContent-Length: 2\r\n\r\n{}")
     answers = []
     for path in (b"/default/default", b"/default/%64efault"):
-        c = Conn(port(broker))
+        c = Conn(broker.port)
         c.send(bad % path)
         status, headers, body = c.response()
         assert status.startswith("HTTP/1.1 400"), body
@@ -123,7 +118,7 @@ def test_encoded_body_goes_to_the_aiohttp_route_which_decodes_it(broker) -> None
     headers, body = to_http(event)
     packed = gzip.compress(body)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    c = Conn(port(broker))
+    c = Conn(broker.port)
     c.send((f"POST /default/default HTTP/1.1\r\nHost: b\r\n{head}Content-Encoding: gzip\r\n"
             f"Content-Length: {len(packed)}\r\n\r\n").encode() + packed)
     status, _, answer = c.response()
@@ -132,7 +127,7 @@ def test_encoded_body_goes_to_the_aiohttp_route_which_decodes_it(broker) -> None
 
 
 def test_other_methods_and_the_trigger_api_reach_the_aiohttp_app(broker) -> None:
-    c = Conn(port(broker))
+    c = Conn(broker.port)
     c.send(b"GET /default/default HTTP/1.1\r\nHost: b\r\n\r\nGET /apis/v1/triggers HTTP/1.1\r\nHost: b\r\n\r\n")
     status, _, body = c.response()
     assert status.startswith("HTTP/1.1 405") and "method not allowed" in json.loads(body)["error"]
@@ -143,7 +138,7 @@ def test_other_methods_and_the_trigger_api_reach_the_aiohttp_app(broker) -> None
 
 def test_ingress_requires_the_token_when_one_is_set(start_broker) -> None:
     bp = start_broker(token="s3cret")
-    c = Conn(port(bp))
+    c = Conn(bp.port)
     plain, _ = event_request()
     big = (f"POST /default/default HTTP/1.1\r\nHost: b\r\nContent-Length: {LIMIT + 1}\r\n\r\n").encode()
     c.send(plain)
@@ -165,7 +160,7 @@ def test_what_aiohttp_refused_is_still_refused_with_a_json_400(broker) -> None:
                         (f"X-Big: {'a' * 8200}\r\n", "longer than 8190 bytes"),
                         (many, "too many headers")):
         req, _ = event_request(extra=extra)
-        c = Conn(port(broker))
+        c = Conn(broker.port)
         c.send(req)
         status, _, body = c.response()
         assert status.startswith("HTTP/1.1 400") and want in json.loads(body)["error"], body

@@ -149,7 +149,7 @@ def test_stopping_the_broker_stops_its_workers_and_frees_the_port(start_broker) 
     bp.proc.send_signal(signal.SIGTERM)
     assert bp.proc.wait(30) == 0
     assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
-    assert port_is_free(int(bp.url.rsplit(":", 1)[1]))
+    assert port_is_free(bp.port)
 
 
 def test_a_worker_dies_with_a_killed_broker(start_broker) -> None:
@@ -158,8 +158,7 @@ def test_a_worker_dies_with_a_killed_broker(start_broker) -> None:
     bp.proc.kill()
     bp.proc.wait(10)
     worker.wait(30)  # SIGTERM from the kernel (PDEATHSIG); it drains and exits
-    port = int(bp.url.rsplit(":", 1)[1])
-    wait_until(lambda: port_is_free(port), what="the port freed")
+    wait_until(lambda: port_is_free(bp.port), what="the port freed")
 
 
 def test_a_worker_that_cannot_listen_stops_the_broker_with_a_clear_error(amqp_url, tmp_path) -> None:
