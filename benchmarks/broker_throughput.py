@@ -317,9 +317,6 @@ def main() -> None:
     from knative_lambda.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="kl-bench-broker-", dir=args.work_dir))
-    # Erlang schedulers busy-wait by default; on a small shared box that spinning
-    # steals the CPU the broker and receiver need (set the variable to override).
-    os.environ.setdefault("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "+sbwt none +sbwtdcpu none +sbwtdio none")
     mq = resolve_rabbitmq(os.environ, work / "rabbitmq")
     procs: list[subprocess.Popen[bytes]] = []
     mq.start()
@@ -386,6 +383,13 @@ def main() -> None:
             "trace_sample": os.environ.get("KL_TRACE_SAMPLE") or str(tracing.DEFAULT_SAMPLE),
             "work_dir": str(work),
         }, indent=2))
+    except BaseException:
+        # The work dir goes below: show why the broker failed before it does.
+        broker_log = work / "broker.log"
+        if broker_log.exists():
+            tail = broker_log.read_text(errors="replace").splitlines()[-20:]
+            print("broker.log (last lines):", *tail, sep="\n  ", file=sys.stderr)
+        raise
     finally:
         for p in procs:
             p.terminate()

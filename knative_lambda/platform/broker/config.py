@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from knative_lambda.errors import ConfigError
+from knative_lambda.machine import usable_cpus
 
 
 def _num(name: str, default: float) -> float:
@@ -45,7 +46,7 @@ class BrokerConfig:
             reconnect_interval=_num("KL_BROKER_RECONNECT_INTERVAL", d.reconnect_interval),
             publish_timeout=_num("KL_BROKER_PUBLISH_TIMEOUT", d.publish_timeout),
             queue_type=_queue_type(os.environ.get("KL_BROKER_QUEUE_TYPE", d.queue_type)),
-            ingress_workers=ingress_workers(os.environ.get("KL_BROKER_INGRESS_WORKERS", ""), _cpus()),
+            ingress_workers=ingress_workers(os.environ.get("KL_BROKER_INGRESS_WORKERS", ""), usable_cpus()),
         )
 
 
@@ -64,13 +65,6 @@ def ingress_workers(raw: str, cpus: int) -> int:
     if not 0 <= n <= MAX_INGRESS_WORKERS:
         raise ConfigError(f"KL_BROKER_INGRESS_WORKERS={raw!r}: use 0 (none) to {MAX_INGRESS_WORKERS}")
     return n
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # what this process may use, not the host's count
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _queue_type(value: str) -> str:

@@ -13,6 +13,7 @@ from knative_lambda.harness.services.base import Service
 from knative_lambda.harness.services.ports import free_ports
 from knative_lambda.harness.services.rabbitmq import (
     choose_rabbitmq,
+    erl_scheduler_args,
     find_server,
     node_config,
     node_env,
@@ -20,6 +21,7 @@ from knative_lambda.harness.services.rabbitmq import (
     script_dir,
 )
 from knative_lambda.harness.services.s3 import choose_s3
+from knative_lambda.machine import usable_cpus
 
 NO_DOCKER = "no Docker engine reachable (DockerException)"
 
@@ -162,3 +164,17 @@ def test_every_provider_satisfies_the_protocol() -> None:
 def test_free_ports_are_distinct_and_bindable() -> None:
     ports = free_ports(5)
     assert len(set(ports)) == 5 and all(1024 < p < 65536 for p in ports)
+
+
+@pytest.mark.parametrize(("cpus", "schedulers"), [(1, "1:1"), (2, "1:1"), (3, "1:1"), (4, "2:2"), (16, "8:8")])
+def test_erl_scheduler_args_one_scheduler_per_two_cpus_none_spinning(cpus: int, schedulers: str) -> None:
+    args = erl_scheduler_args(cpus).split()
+    assert args[args.index("+S") + 1] == schedulers
+    for flag in ("+sbwt", "+sbwtdcpu", "+sbwtdio"):
+        assert args[args.index(flag) + 1] == "none"
+
+
+def test_node_env_erlang_arguments_default_and_caller_override(tmp_path: Path) -> None:
+    default = node_env(tmp_path, 1, 2, 3)["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
+    assert default == erl_scheduler_args(usable_cpus())
+    assert node_env(tmp_path, 1, 2, 3, "+S 1:1")["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] == "+S 1:1"
