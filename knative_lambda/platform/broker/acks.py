@@ -1,10 +1,10 @@
 """Coalesced acks: one ``basic.ack(multiple=True)`` for a run of finished deliveries.
 
-With parallelism 50 many deliveries finish in the same event-loop turn; one ack
-frame each was a large share of the dispatcher's socket writes. A multiple ack
-covers *every* outstanding tag up to it, so it may only reach below the lowest
-delivery still being handled; the finished ones above that are acked one by one
-(never held back: a held ack would keep a prefetch slot busy).
+Deliveries finishing within ACK_WINDOW of each other are acked together. One ack
+frame each was a large share of the dispatcher's socket writes, and on a quorum
+queue each ack is also a Raft command RabbitMQ logs. A multiple ack covers
+*every* outstanding tag up to it, so it may only reach below the lowest delivery
+still being handled; the finished ones above that are acked one by one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ from collections.abc import Collection, Iterable
 from typing import Any, Protocol
 
 log = logging.getLogger("kl.broker.acks")
+
+# How long a finished delivery waits for others to share its ack. Measured at 1,800
+# events/s (4 alternated rounds): 0 (the same loop turn) -> 2 ms cut RabbitMQ's CPU
+# per event by 9% and p99 from 59-73 to 44-63 ms. It holds a prefetch slot that long.
+ACK_WINDOW = 0.002
 
 
 class Message(Protocol):
@@ -78,7 +83,7 @@ class AckBatcher:
             return  # the ack in progress sends this one too
         self._waiting = True
         try:
-            await asyncio.sleep(0)  # deliveries finishing in this loop turn join the batch
+            await asyncio.sleep(ACK_WINDOW)  # deliveries finishing meanwhile join the batch
         finally:
             self._waiting = False
         # One batch at a time: a multiple ack sent while an earlier batch's single acks
