@@ -23,11 +23,12 @@ from knative_lambda.errors import PlatformError
 
 
 def spawn(argv: Sequence[str], env: dict[str, str], log_path: Path) -> dict[str, Any]:
-    """Start ``argv`` detached, logging to ``log_path``; returns its pid record."""
+    """Start ``argv`` detached, logging to ``log_path`` (its ``KL_LOG_FILE``: logs.py keeps the
+    file bounded); returns its pid record."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            list(argv), env=env, stdout=log, stderr=subprocess.STDOUT,
+            list(argv), env={**env, "KL_LOG_FILE": str(log_path.resolve())}, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
     return {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(),

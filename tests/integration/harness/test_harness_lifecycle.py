@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -86,7 +87,11 @@ def test_up_recovers_from_stale_state_of_a_killed_run(tmp_path: Path) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    psutil.wait_procs([psutil.Process(p) for p in running(victims)], timeout=10)
+    dying = []
+    for pid in running(victims):
+        with contextlib.suppress(psutil.NoSuchProcess):  # gone since running() looked
+            dying.append(psutil.Process(pid))
+    psutil.wait_procs(dying, timeout=10)
 
     again = kl("up", state=state_path)
     assert "stale" in again.stderr
