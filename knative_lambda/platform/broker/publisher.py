@@ -157,13 +157,14 @@ class Publisher:
         try:
             underlay = await channel.get_underlay_channel()  # the current one, also after a reconnect
             # The default exchange ("") routes by queue name: dead letters go there.
-            # A Nack raises DeliveryError from aiormq, caught below. (wait=True, the
-            # default, is kept on purpose: waiting for the socket write is the ingress's
-            # backpressure. Without it the ingress outran the dispatcher in the benchmark:
-            # 20% less CPU, but a queue backlog and seconds of latency.)
+            # A Nack raises DeliveryError from aiormq, caught below. wait=False: aiormq
+            # would hold the channel's lock until the frame is written, one publish per
+            # channel per loop pass; without it a pass's publishes go out in one write
+            # (amqp_socket.py). Backpressure remains: aiormq's bounded write queue, and
+            # the confirm every publish waits for.
             await underlay.basic_publish(
                 body, exchange=exchange, routing_key=routing_key, properties=properties,
-                mandatory=False, timeout=self._timeout,
+                mandatory=False, timeout=self._timeout, wait=False,
             )
         except TimeoutError as exc:
             raise PublishError(f"RabbitMQ did not confirm within {self._timeout:g}s; retry") from exc

@@ -25,6 +25,7 @@ from aio_pika.abc import (
 from aiormq.exceptions import AMQPError, ChannelClosed
 
 from knative_lambda.errors import ServiceUnavailable
+from knative_lambda.platform.broker.amqp_socket import CoalescingTCPFactory
 
 log = logging.getLogger("kl.broker.topology")
 
@@ -110,12 +111,24 @@ async def queue_depth(connection: AbstractConnection, name: str) -> int | None:
         return None
 
 
+class CoalescingConnection(aio_pika.RobustConnection):
+    """A robust connection whose plain-TCP transports join each loop pass's frames
+    (amqp_socket.py); aio-pika passes ``kwargs`` to aiormq at every (re)connect."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.url.scheme == "amqp":
+            self.kwargs["transport_factory"] = CoalescingTCPFactory()
+
+
 async def connect(url: str, reconnect_interval: float) -> AbstractRobustConnection:
     """A robust connection (it reconnects by itself later), retried while RabbitMQ starts."""
     last: Exception | None = None
     for _ in range(CONNECT_ATTEMPTS):
         try:
-            return await aio_pika.connect_robust(url, reconnect_interval=reconnect_interval)
+            return await aio_pika.connect_robust(
+                url, reconnect_interval=reconnect_interval, connection_class=CoalescingConnection
+            )
         except (OSError, aio_pika.exceptions.AMQPError) as exc:
             last = exc
             await asyncio.sleep(reconnect_interval)
