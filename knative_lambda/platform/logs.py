@@ -178,13 +178,19 @@ class BoundedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def setup(component: str, level: int = logging.INFO) -> None:
     """JSON lines on stderr (the supervisor sends them to the component's log file)."""
-    handler = BoundedStderrHandler(log_max_bytes(os.environ.get("KL_LOG_MAX_BYTES", "")))
+    try:
+        max_bytes, problem = log_max_bytes(os.environ.get("KL_LOG_MAX_BYTES", "")), None
+    except ConfigError as exc:  # a log setting must not stop a platform process
+        max_bytes, problem = DEFAULT_LOG_MAX_BYTES, exc
+    handler = BoundedStderrHandler(max_bytes)
     handler.setFormatter(JsonFormatter(component))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     for noisy in ("aiormq", "aio_pika", "botocore", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if problem is not None:
+        _log.warning("%s; the log file is kept under %d bytes", problem, max_bytes)
 
 
 def decision(kind: str, msg: str = "", **fields: Any) -> None:

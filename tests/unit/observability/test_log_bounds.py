@@ -112,3 +112,13 @@ def test_processes_sharing_a_log_follow_its_move_and_no_line_is_lost(tmp_path: P
     assert any('"a line 0 ' in line for line in moved)
     assert sum('"b line ' in line for line in current) == lines["b"]  # b followed the move
     assert os.path.getsize(path) < 40000
+
+
+def test_a_bad_limit_is_a_warning_in_the_log_not_a_crash(tmp_path: Path) -> None:
+    code = "from knative_lambda.platform import logs; logs.setup('c'); print('up')"
+    with open(tmp_path / "c.log", "ab") as log:
+        done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "KL_LOG_MAX_BYTES": "64M"},
+                              stdout=subprocess.PIPE, stderr=log, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "up\n"
+    text = (tmp_path / "c.log").read_text()
+    assert "KL_LOG_MAX_BYTES='64M' is not a whole number" in text and "Traceback" not in text
