@@ -3,8 +3,9 @@
 aiormq writes each frame (a publish, an ack) to the socket on its own: a system
 call in this process and a TCP segment RabbitMQ reads and handles on its own.
 With many events in flight several frames are ready in the same pass; joined,
-they cost one. At 2,000 events/s this cut the ingress's median p99 from 55 to
-37 ms (7 alternated rounds) and RabbitMQ's CPU per event by about 5%.
+they cost one. At 2,000 events/s this cut the median p99 from ingress to
+subscriber from 55 to 37 ms (7 alternated rounds), and RabbitMQ's CPU per event
+by about 5%. topology.connect makes every broker connection a CoalescingConnection.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aio_pika
 from aiormq.connection import TransportFactory
 from aiormq.exceptions import AMQPConnectionError
 from yarl import URL
@@ -55,3 +57,13 @@ class CoalescingTCPFactory(TransportFactory):
         except OSError as exc:
             raise AMQPConnectionError(*exc.args) from exc
         return reader, CoalescingWriter(transport, protocol, reader, loop)
+
+
+class CoalescingConnection(aio_pika.RobustConnection):
+    """A robust connection whose plain-TCP transports are :class:`CoalescingTCPFactory`'s;
+    aio-pika passes ``kwargs`` to aiormq at every (re)connect."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.url.scheme == "amqp":
+            self.kwargs["transport_factory"] = CoalescingTCPFactory()

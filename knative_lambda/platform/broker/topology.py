@@ -25,7 +25,7 @@ from aio_pika.abc import (
 from aiormq.exceptions import AMQPError, ChannelClosed
 
 from knative_lambda.errors import ServiceUnavailable
-from knative_lambda.platform.broker.amqp_socket import CoalescingTCPFactory
+from knative_lambda.platform.broker.amqp_socket import CoalescingConnection
 
 log = logging.getLogger("kl.broker.topology")
 
@@ -109,16 +109,6 @@ async def queue_depth(connection: AbstractConnection, name: str) -> int | None:
             return q.declaration_result.message_count
     except (ChannelClosed, AMQPError, ConnectionError, RuntimeError):
         return None
-
-
-class CoalescingConnection(aio_pika.RobustConnection):
-    """A robust connection whose plain-TCP transports join each loop pass's frames
-    (amqp_socket.py); aio-pika passes ``kwargs`` to aiormq at every (re)connect."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.url.scheme == "amqp":
-            self.kwargs["transport_factory"] = CoalescingTCPFactory()
 
 
 async def connect(url: str, reconnect_interval: float) -> AbstractRobustConnection:
