@@ -49,6 +49,8 @@ class CoalescingTCPFactory(TransportFactory):
 
     async def create(self, url: URL, **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         kwargs.pop("ssl_context_provider", None)  # TLS (amqps) keeps aiormq's own factory
+        # asyncio.open_connection's body, not a wrap of its writer: a StreamWriter
+        # dropped by the wrap would close the shared transport when collected.
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(loop=loop)
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
